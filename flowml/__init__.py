@@ -1,0 +1,114 @@
+"""flowml: MLflow's tracking, models and registry as a Prefect-native platform.
+
+``import flowml as mlflow`` gives MLflow's fluent API. Everything is imported lazily on first
+attribute access, so ``import flowml`` stays fast (no SQLAlchemy, pandas, Prefect or BentoML).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "ActiveRun",
+            "active_run",
+            "create_experiment",
+            "delete_tag",
+            "end_run",
+            "flush",
+            "get_experiment",
+            "get_experiment_by_name",
+            "get_run",
+            "get_tracking_uri",
+            "last_active_run",
+            "log_metric",
+            "log_metrics",
+            "log_param",
+            "log_params",
+            "set_experiment",
+            "set_experiment_tag",
+            "set_experiment_tags",
+            "set_tag",
+            "set_tags",
+            "set_tracking_uri",
+            "start_run",
+        ),
+        "flowml.tracking.fluent",
+    ),
+    **dict.fromkeys(
+        (
+            "get_artifact_uri",
+            "log_artifact",
+            "log_artifacts",
+            "log_dict",
+            "log_figure",
+            "log_text",
+            "search_runs",
+        ),
+        "flowml.tracking.io",
+    ),
+    "FlowmlClient": "flowml.client",
+    "MlflowClient": "flowml.client",
+}
+_ALIASES = {"MlflowClient": "FlowmlClient"}
+_SUBMODULES = ("client", "entities", "exceptions", "settings", "validation")
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), _ALIASES.get(name, name))
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"flowml.{name}")
+    raise AttributeError(f"module 'flowml' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from flowml import client, entities, exceptions, settings, validation
+    from flowml.client import FlowmlClient
+    from flowml.client import FlowmlClient as MlflowClient
+    from flowml.tracking.fluent import (
+        ActiveRun,
+        active_run,
+        create_experiment,
+        delete_tag,
+        end_run,
+        flush,
+        get_experiment,
+        get_experiment_by_name,
+        get_run,
+        get_tracking_uri,
+        last_active_run,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        set_experiment,
+        set_experiment_tag,
+        set_experiment_tags,
+        set_tag,
+        set_tags,
+        set_tracking_uri,
+        start_run,
+    )
+    from flowml.tracking.io import (
+        get_artifact_uri,
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_figure,
+        log_text,
+        search_runs,
+    )

@@ -1,0 +1,57 @@
+"""Pick the backend for a tracking URI: ``http(s)://`` → REST, anything else → the SQL store."""
+
+from __future__ import annotations
+
+import threading
+
+from flowml.client.base import TrackingBackend
+from flowml.exceptions import InvalidParameterValue
+
+__all__ = ["BackendCache", "make_backend"]
+
+
+def make_backend(
+    uri: str, artifact_root: str, *, s3_endpoint_url: str | None = None, busy_timeout_ms: int = 30_000
+) -> TrackingBackend:
+    """A new backend for ``uri`` (no I/O until first use)."""
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    if scheme in ("http", "https"):
+        try:
+            from flowml.client.rest import RestBackend
+        except ImportError as exc:  # pragma: no cover - the REST backend ships with the server issue
+            raise InvalidParameterValue(
+                f"Tracking URI {uri!r} needs the REST client, which this build lacks"
+            ) from exc
+        return RestBackend(uri, artifact_root)  # type: ignore[no-any-return]
+    if scheme.startswith("sqlite") or scheme.startswith("postgres"):
+        from flowml.client.local import SqlBackend
+
+        return SqlBackend(uri, artifact_root, busy_timeout_ms=busy_timeout_ms)
+    raise InvalidParameterValue(
+        f"Unsupported tracking URI {uri!r}: use sqlite:///path, postgresql+psycopg://..., or http(s)://"
+    )
+
+
+class BackendCache:
+    """One backend (one engine/connection pool) per distinct configuration, shared by clients."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._backends: dict[tuple[str, str, str | None], TrackingBackend] = {}
+
+    def get(self, uri: str, artifact_root: str, s3_endpoint_url: str | None, busy_timeout_ms: int) -> TrackingBackend:
+        key = (uri, artifact_root, s3_endpoint_url)
+        with self._lock:
+            backend = self._backends.get(key)
+            if backend is None:
+                backend = make_backend(
+                    uri, artifact_root, s3_endpoint_url=s3_endpoint_url, busy_timeout_ms=busy_timeout_ms
+                )
+                self._backends[key] = backend
+            return backend
+
+    def clear(self) -> None:
+        with self._lock:
+            for backend in self._backends.values():
+                backend.close()
+            self._backends.clear()

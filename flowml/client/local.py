@@ -1,0 +1,136 @@
+"""The in-process backend: the SQL store (SQLite or PostgreSQL) through :mod:`flowml.store`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from flowml.client.base import TrackingBackend
+from flowml.entities import Experiment, Metric, PagedList, Param, Run, RunInfo, RunTag, ViewType
+from flowml.store import Database, run_data, tracking
+
+__all__ = ["SqlBackend"]
+
+
+class SqlBackend(TrackingBackend):
+    """Each call is one read or one write transaction on :class:`flowml.store.Database`."""
+
+    def __init__(self, uri: str, artifact_root: str, *, busy_timeout_ms: int = 30_000) -> None:
+        self.artifact_root = artifact_root
+        self.db = Database(uri, artifact_root, busy_timeout_ms=busy_timeout_ms)
+
+    # experiments
+    def create_experiment(
+        self, name: str, artifact_location: str | None, tags: Mapping[str, str] | None
+    ) -> str:
+        return self.db.write(
+            lambda s: tracking.create_experiment(s, name, self.artifact_root, artifact_location, tags)
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        with self.db.read() as s:
+            return tracking.get_experiment(s, experiment_id)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        with self.db.read() as s:
+            return tracking.get_experiment_by_name(s, name)
+
+    def search_experiments(
+        self,
+        view_type: ViewType,
+        max_results: int,
+        filter_string: str | None,
+        order_by: Sequence[str] | None,
+        page_token: str | None,
+    ) -> PagedList[Experiment]:
+        with self.db.read() as s:
+            return tracking.search_experiments(
+                s, view_type, max_results, filter_string, order_by, page_token
+            )
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self.db.write(lambda s: tracking.rename_experiment(s, experiment_id, new_name))
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self.db.write(lambda s: tracking.delete_experiment(s, experiment_id))
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self.db.write(lambda s: tracking.restore_experiment(s, experiment_id))
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self.db.write(lambda s: tracking.set_experiment_tag(s, experiment_id, key, value))
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        self.db.write(lambda s: tracking.delete_experiment_tag(s, experiment_id, key))
+
+    # runs
+    def create_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int | None,
+        tags: Mapping[str, str],
+        run_name: str | None,
+    ) -> Run:
+        return self.db.write(
+            lambda s: tracking.create_run(s, experiment_id, user_id, start_time, tags, run_name)
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        with self.db.read() as s:
+            return tracking.get_run(s, run_id)
+
+    def update_run_info(
+        self, run_id: str, status: str | None, end_time: int | None, run_name: str | None
+    ) -> RunInfo:
+        return self.db.write(
+            lambda s: tracking.update_run_info(s, run_id, status, end_time, run_name)
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        self.db.write(lambda s: tracking.delete_run(s, run_id))
+
+    def restore_run(self, run_id: str) -> None:
+        self.db.write(lambda s: tracking.restore_run(s, run_id))
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: Sequence[Param],
+        tags: Sequence[RunTag],
+    ) -> None:
+        self.db.write(lambda s: run_data.log_batch(s, run_id, metrics, params, tags))
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.db.write(lambda s: run_data.delete_tag(s, run_id, key))
+
+    def get_metric_history(
+        self, run_id: str, key: str, max_results: int | None, page_token: str | None
+    ) -> PagedList[Metric]:
+        with self.db.read() as s:
+            return run_data.get_metric_history(s, run_id, key, max_results, page_token)
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None,
+        run_view_type: ViewType,
+        max_results: int,
+        order_by: Sequence[str] | None,
+        page_token: str | None,
+    ) -> PagedList[Run]:
+        with self.db.read() as s:
+            return tracking.search_runs(
+                s, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+            )
+
+    def record_artifact_files(self, run_id: str, records: Iterable[tuple[str, int, str]]) -> None:
+        rows = list(records)
+        self.db.write(lambda s: run_data.record_artifact_files(s, run_id, rows))
+
+    def list_artifact_files(self, run_id: str) -> dict[str, tuple[int, str]]:
+        with self.db.read() as s:
+            return run_data.list_artifact_files(s, run_id)
+
+    def close(self) -> None:
+        self.db.dispose()

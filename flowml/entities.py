@@ -1,0 +1,200 @@
+"""Public data types returned by every flowml client, shaped like MLflow's entities.
+
+They are plain frozen dataclasses: cheap to build (the store makes thousands per search), safe to
+share between threads, and free of any database or HTTP dependency.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+__all__ = [
+    "Experiment",
+    "ExperimentTag",
+    "FileInfo",
+    "LifecycleStage",
+    "Metric",
+    "PagedList",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "RunTag",
+    "SourceType",
+    "ViewType",
+]
+
+T = TypeVar("T")
+
+
+class ViewType(enum.IntEnum):
+    """Which lifecycle stages a search returns (MLflow's numeric values)."""
+
+    ACTIVE_ONLY = 1
+    DELETED_ONLY = 2
+    ALL = 3
+
+    @classmethod
+    def from_string(cls, value: str) -> ViewType:
+        return cls[value.upper()]
+
+    @classmethod
+    def to_string(cls, value: int) -> str:
+        return cls(value).name
+
+
+class LifecycleStage:
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+    @staticmethod
+    def for_view(view_type: ViewType | int) -> tuple[str, ...]:
+        view = ViewType(view_type)
+        if view is ViewType.ACTIVE_ONLY:
+            return (LifecycleStage.ACTIVE,)
+        if view is ViewType.DELETED_ONLY:
+            return (LifecycleStage.DELETED,)
+        return (LifecycleStage.ACTIVE, LifecycleStage.DELETED)
+
+
+class RunStatus:
+    """Run states as MLflow names them; the strings are what the store and REST carry."""
+
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    _BY_NUMBER = {1: RUNNING, 2: SCHEDULED, 3: FINISHED, 4: FAILED, 5: KILLED}
+    ALL = tuple(_BY_NUMBER.values())
+    TERMINATED = (FINISHED, FAILED, KILLED)
+
+    @classmethod
+    def from_string(cls, status: str) -> str:
+        upper = status.upper()
+        if upper not in cls.ALL:
+            raise ValueError(f"Invalid run status {status!r}; expected one of {', '.join(cls.ALL)}")
+        return upper
+
+    @classmethod
+    def to_number(cls, status: str) -> int:
+        return {v: k for k, v in cls._BY_NUMBER.items()}[status]
+
+    @classmethod
+    def from_number(cls, number: int) -> str:
+        return cls._BY_NUMBER[number]
+
+    @classmethod
+    def is_terminated(cls, status: str) -> bool:
+        return status in cls.TERMINATED
+
+
+class SourceType:
+    NOTEBOOK = "NOTEBOOK"
+    JOB = "JOB"
+    PROJECT = "PROJECT"
+    LOCAL = "LOCAL"
+    UNKNOWN = "UNKNOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """One entry of an artifact listing; ``path`` is relative to the listed root."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str = LifecycleStage.ACTIVE
+    tags: Mapping[str, str] = field(default_factory=dict)
+    creation_time: int | None = None
+    last_update_time: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: str = LifecycleStage.ACTIVE
+
+    @property
+    def run_uuid(self) -> str:
+        """MLflow's legacy name for :attr:`run_id`."""
+        return self.run_id
+
+
+@dataclass(frozen=True, slots=True)
+class RunData:
+    """Latest metric values, params and tags of a run, each keyed by name."""
+
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    info: RunInfo
+    data: RunData = field(default_factory=RunData)
+
+    def to_dictionary(self) -> dict[str, Any]:
+        info = {name: getattr(self.info, name) for name in RunInfo.__dataclass_fields__}
+        return {
+            "info": info,
+            "data": {
+                "metrics": dict(self.data.metrics),
+                "params": dict(self.data.params),
+                "tags": dict(self.data.tags),
+            },
+        }
+
+
+class PagedList(list[T]):
+    """A page of results; ``token`` fetches the next page and is ``None`` on the last one."""
+
+    def __init__(self, items: Iterable[T] = (), token: str | None = None) -> None:
+        super().__init__(items)
+        self.token = token

@@ -1,0 +1,49 @@
+"""Settings read from the environment (``FLOWML_`` prefix). Never read at import time."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["FlowmlSettings", "default_artifact_root", "default_tracking_uri", "get_settings"]
+
+
+def default_tracking_uri() -> str:
+    """The embedded default: a SQLite file in the current working directory."""
+    return f"sqlite:///{Path(os.getcwd()) / 'flowml.db'}"
+
+
+def default_artifact_root() -> str:
+    return str(Path(os.getcwd()) / "flowml-artifacts")
+
+
+class FlowmlSettings(BaseSettings):
+    """Everything flowml reads from the environment.
+
+    ``tracking_uri`` and ``artifact_root`` default to files under the *current* directory, resolved
+    when the settings object is built, so a process that changes directory keeps its store.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLOWML_", extra="ignore")
+
+    tracking_uri: str = Field(default_factory=default_tracking_uri)
+    artifact_root: str = Field(default_factory=default_artifact_root)
+    s3_endpoint_url: str | None = None
+    #: SQLite busy timeout, in milliseconds.
+    sqlite_busy_timeout_ms: int = 30_000
+    #: Fluent logging buffer: flush once this many values are pending ...
+    log_buffer_size: int = 1000
+    #: ... or this many seconds after the first pending value.
+    log_flush_interval_s: float = 1.0
+    #: Set to false to make every fluent log_metric a synchronous write.
+    async_logging: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> FlowmlSettings:
+    """Process-wide settings, built on first use (tests call ``get_settings.cache_clear()``)."""
+    return FlowmlSettings()

@@ -1,0 +1,238 @@
+"""Engines, sessions and schema management for the SQL store.
+
+* SQLite: WAL, ``busy_timeout``, ``foreign_keys``, case-sensitive LIKE, and ``BEGIN IMMEDIATE`` on
+  every write transaction so concurrent writers queue on the busy timeout instead of failing with
+  "database is locked" (a deferred transaction that upgrades to a write cannot wait).
+* PostgreSQL (``postgresql+psycopg://``): plain READ COMMITTED; deadlocks and serialization
+  failures are retried.
+* Schema: a new database is created at the migration head under a file/advisory lock; a database
+  at an older revision is refused with a pointer to ``flowml db upgrade``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from flowml.exceptions import FlowmlError, TemporarilyUnavailable
+from flowml.store.tables import metadata
+
+__all__ = ["HEAD_REVISION", "Database", "normalize_db_uri"]
+
+logger = logging.getLogger(__name__)
+
+#: The newest Alembic revision in ``store/migrations/versions``; a test keeps it in step.
+HEAD_REVISION = "0001_initial"
+
+T = TypeVar("T")
+
+_RETRYABLE_PG_CODES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+
+
+def normalize_db_uri(uri: str) -> str:
+    """Accept ``postgresql://`` / ``postgres://`` and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix) :]
+    return uri
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in _RETRYABLE_PG_CODES:
+        return True
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
+
+
+class Database:
+    """One engine per process and URI; hands out read and write sessions.
+
+    Building it does no I/O: the engine is created and the schema checked on first use.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        artifact_root: str,
+        *,
+        busy_timeout_ms: int = 30_000,
+        max_retries: int = 8,
+    ) -> None:
+        self.uri = normalize_db_uri(uri)
+        self.artifact_root = artifact_root
+        self.dialect = make_url(self.uri).get_backend_name()
+        self._busy_timeout_ms = busy_timeout_ms
+        self._max_retries = max_retries
+        self._engine: Engine | None = None
+        self._write_engine: Engine | None = None
+
+    # -- engine -------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            engine = self._create_engine()
+            ensure_schema(engine, self.uri, self.artifact_root)
+            self._engine = engine
+            self._write_engine = engine.execution_options(flowml_write=True)
+        return self._engine
+
+    def _create_engine(self) -> Engine:
+        if self.dialect == "sqlite":
+            database = make_url(self.uri).database
+            if database and database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                self.uri,
+                connect_args={"check_same_thread": False, "timeout": self._busy_timeout_ms / 1000},
+                poolclass=NullPool if database in (None, "", ":memory:") else None,
+            )
+            _configure_sqlite(engine, self._busy_timeout_ms)
+            return engine
+        return create_engine(self.uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+            self._write_engine = None
+
+    # -- sessions -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def _write_once(self) -> Iterator[Session]:
+        _ = self.engine
+        assert self._write_engine is not None
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def write(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in one write transaction, retrying lock timeouts and deadlocks."""
+        delay = 0.01
+        for attempt in range(self._max_retries + 1):
+            try:
+                with self._write_once() as session:
+                    return fn(session)
+            except DBAPIError as exc:
+                if not _is_retryable(exc):
+                    raise
+                if attempt == self._max_retries:
+                    raise TemporarilyUnavailable(
+                        f"The database stayed busy after {attempt + 1} attempts: {exc.orig}"
+                    ) from exc
+                logger.debug("retrying write after %s (attempt %d)", exc.orig, attempt + 1)
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event (below) issue BEGIN, instead of the sqlite3 module.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA case_sensitive_like=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        write = conn.get_execution_options().get("flowml_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+# -- schema ------------------------------------------------------------------------------------
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        return row[0] if row else None
+
+
+@contextlib.contextmanager
+def _schema_lock(engine: Engine, uri: str) -> Iterator[None]:
+    """Serialise schema creation between processes that open a new database at once."""
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        database = url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        lock_path = Path(database).expanduser().with_name(Path(database).name + ".lock")
+        with open(lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(727001)"))
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(727001)"))
+            conn.commit()
+
+
+def ensure_schema(engine: Engine, uri: str, artifact_root: str) -> None:
+    """Create a new database at the head revision; refuse one at another revision."""
+    revision = current_revision(engine)
+    if revision == HEAD_REVISION:
+        return
+    if revision is None:
+        with _schema_lock(engine, uri):
+            if current_revision(engine) is None:
+                _create_at_head(engine, artifact_root)
+            revision = current_revision(engine)
+    if revision != HEAD_REVISION:
+        raise FlowmlError(
+            f"Detected out-of-date database schema (found revision {revision!r}, expected "
+            f"{HEAD_REVISION!r}). Take a backup of your database, then run "
+            f"'flowml db upgrade <database_uri>' to migrate it.",
+            error_code="INVALID_STATE",
+        )
+
+
+def _create_at_head(engine: Engine, artifact_root: str) -> None:
+    """Create every table from the metadata and stamp the head revision, in one transaction.
+
+    Equivalent to running the migrations (a test compares both) but far quicker, which keeps a
+    first ``start_run`` on a fresh SQLite file fast. Also inserts the Default experiment.
+    """
+    from flowml.store.tracking import insert_default_experiment
+
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS alembic_version "
+                "(version_num VARCHAR(32) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
+        )
+        insert_default_experiment(conn, artifact_root)
+    logger.info("created flowml schema at revision %s", HEAD_REVISION)

@@ -1,0 +1,126 @@
+"""initial schema
+
+Revision ID: 0001_initial
+Revises:
+Create Date: 2026-11-23
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = "0001_initial"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+
+    op.create_table(
+        "experiments",
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=500), nullable=False),
+        sa.Column("artifact_location", sa.String(length=2048), nullable=False),
+        sa.Column("lifecycle_stage", sa.String(length=32), nullable=False),
+        sa.Column("creation_time", sa.BigInteger(), nullable=False),
+        sa.Column("last_update_time", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("experiment_id"),
+        sa.UniqueConstraint("name"),
+    )
+    op.create_table(
+        "experiment_tags",
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.experiment_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("experiment_id", "key", name="pk_experiment_tags"),
+    )
+    op.create_table(
+        "runs",
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("run_name", sa.String(length=250), nullable=False),
+        sa.Column("user_id", sa.String(length=256), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("start_time", sa.BigInteger(), nullable=True),
+        sa.Column("end_time", sa.BigInteger(), nullable=True),
+        sa.Column("deleted_time", sa.BigInteger(), nullable=True),
+        sa.Column("artifact_uri", sa.String(length=2048), nullable=False),
+        sa.Column("lifecycle_stage", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiments.experiment_id"],
+        ),
+        sa.PrimaryKeyConstraint("run_id"),
+    )
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_runs_experiment_start", ["experiment_id", "start_time", "run_id"], unique=False
+        )
+
+    op.create_table(
+        "artifact_files",
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("path", sa.String(length=1024), nullable=False),
+        sa.Column("file_size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("logged_time", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("run_id", "path", name="pk_artifact_files"),
+    )
+    op.create_table(
+        "latest_metrics",
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.Double(), nullable=False),
+        sa.Column("is_nan", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
+    )
+    op.create_table(
+        "metrics",
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.Double(), nullable=False),
+        sa.Column("is_nan", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"),
+    )
+    op.create_table(
+        "params",
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.String(length=8000), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("run_id", "key", name="pk_params"),
+    )
+    op.create_table(
+        "run_tags",
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.String(length=8000), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("run_id", "key", name="pk_run_tags"),
+    )
+
+
+def downgrade() -> None:
+
+    op.drop_table("run_tags")
+    op.drop_table("params")
+    op.drop_table("metrics")
+    op.drop_table("latest_metrics")
+    op.drop_table("artifact_files")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_runs_experiment_start")
+
+    op.drop_table("runs")
+    op.drop_table("experiment_tags")
+    op.drop_table("experiments")

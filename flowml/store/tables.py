@@ -1,0 +1,143 @@
+"""SQLModel table classes: the store's schema (migrations in ``store/migrations`` mirror it).
+
+Times are epoch milliseconds in BIGINT columns. A metric value of NaN is stored as ``0.0`` with
+``is_nan`` set (SQLite turns NaN into NULL); ±inf are stored as such (both backends keep them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Double, ForeignKey, Index, PrimaryKeyConstraint, String, Text
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "ArtifactFileRow",
+    "ExperimentRow",
+    "ExperimentTagRow",
+    "LatestMetricRow",
+    "MetricRow",
+    "ParamRow",
+    "RunRow",
+    "RunTagRow",
+    "metadata",
+]
+
+metadata = SQLModel.metadata
+
+_CASCADE = "CASCADE"
+
+
+def _run_fk() -> Column[str]:
+    return Column(
+        "run_id", String(32), ForeignKey("runs.run_id", ondelete=_CASCADE), nullable=False
+    )
+
+
+class ExperimentRow(SQLModel, table=True):
+    __tablename__ = "experiments"
+
+    experiment_id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(500), nullable=False, unique=True))
+    artifact_location: str = Field(sa_column=Column(String(2048), nullable=False))
+    lifecycle_stage: str = Field(default="active", sa_column=Column(String(32), nullable=False))
+    creation_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_update_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ExperimentTagRow(SQLModel, table=True):
+    __tablename__ = "experiment_tags"
+    __table_args__ = (PrimaryKeyConstraint("experiment_id", "key", name="pk_experiment_tags"),)
+
+    experiment_id: int = Field(
+        sa_column=Column(
+            "experiment_id",
+            ForeignKey("experiments.experiment_id", ondelete=_CASCADE),
+            nullable=False,
+        )
+    )
+    key: str = Field(sa_column=Column(String(250), nullable=False))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_experiment_start", "experiment_id", "start_time", "run_id"),
+    )
+
+    run_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    experiment_id: int = Field(
+        sa_column=Column(
+            "experiment_id", ForeignKey("experiments.experiment_id"), nullable=False
+        )
+    )
+    run_name: str = Field(default="", sa_column=Column(String(250), nullable=False))
+    user_id: str = Field(default="", sa_column=Column(String(256), nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    start_time: int | None = Field(default=None, sa_column=Column(BigInteger))
+    end_time: int | None = Field(default=None, sa_column=Column(BigInteger))
+    deleted_time: int | None = Field(default=None, sa_column=Column(BigInteger))
+    artifact_uri: str = Field(sa_column=Column(String(2048), nullable=False))
+    lifecycle_stage: str = Field(default="active", sa_column=Column(String(32), nullable=False))
+
+
+class RunTagRow(SQLModel, table=True):
+    __tablename__ = "run_tags"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "key", name="pk_run_tags"),)
+
+    run_id: str = Field(sa_column=_run_fk())
+    key: str = Field(sa_column=Column(String(250), nullable=False))
+    value: str = Field(sa_column=Column(String(8000), nullable=False))
+
+
+class ParamRow(SQLModel, table=True):
+    __tablename__ = "params"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "key", name="pk_params"),)
+
+    run_id: str = Field(sa_column=_run_fk())
+    key: str = Field(sa_column=Column(String(250), nullable=False))
+    value: str = Field(sa_column=Column(String(8000), nullable=False))
+
+
+class MetricRow(SQLModel, table=True):
+    """Every logged point; an identical point logged twice is kept once (it is the primary key)."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"
+        ),
+    )
+
+    run_id: str = Field(sa_column=_run_fk())
+    key: str = Field(sa_column=Column(String(250), nullable=False))
+    step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    value: float = Field(sa_column=Column(Double, nullable=False))
+    is_nan: bool = Field(default=False, nullable=False)
+
+
+class LatestMetricRow(SQLModel, table=True):
+    """The point with the highest (step, timestamp, value) per run and key: what search compares."""
+
+    __tablename__ = "latest_metrics"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),)
+
+    run_id: str = Field(sa_column=_run_fk())
+    key: str = Field(sa_column=Column(String(250), nullable=False))
+    step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    value: float = Field(sa_column=Column(Double, nullable=False))
+    is_nan: bool = Field(default=False, nullable=False)
+
+
+class ArtifactFileRow(SQLModel, table=True):
+    """Size and sha256 of each file logged to a run's artifact root (path relative to it)."""
+
+    __tablename__ = "artifact_files"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "path", name="pk_artifact_files"),)
+
+    run_id: str = Field(sa_column=_run_fk())
+    path: str = Field(sa_column=Column(String(1024), nullable=False))
+    file_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    logged_time: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -1,0 +1,123 @@
+"""Fluent artifact logging and ``search_runs`` (MLflow's ``mlflow.log_artifact``, ``mlflow.search_runs``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from flowml.entities import Run, ViewType
+from flowml.exceptions import InvalidParameterValue
+from flowml.tracking.fluent import _active_experiment_id, _client, _target, active_run
+
+__all__ = [
+    "get_artifact_uri",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_text",
+    "search_runs",
+]
+
+_SEARCH_PAGE = 50_000
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
+    _, rid, client = _target(run_id)
+    client.log_artifact(rid, local_path, artifact_path)
+
+
+def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
+    _, rid, client = _target(run_id)
+    client.log_artifacts(rid, local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
+    _, rid, client = _target(run_id)
+    client.log_text(rid, text, artifact_file)
+
+
+def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> None:
+    _, rid, client = _target(run_id)
+    client.log_dict(rid, dictionary, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None) -> None:
+    _, rid, client = _target(None)
+    client.log_figure(rid, figure, artifact_file, save_kwargs=save_kwargs)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    active = active_run()
+    if active is None:
+        raise InvalidParameterValue("No active run: call start_run() first")
+    root = active.info.artifact_uri
+    return f"{root.rstrip('/')}/{artifact_path.lstrip('/')}" if artifact_path else root
+
+
+def search_runs(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str = "",
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int = 100_000,
+    order_by: Sequence[str] | None = None,
+    output_format: str = "pandas",
+    search_all_experiments: bool = False,
+    experiment_names: Sequence[str] | None = None,
+) -> Any:
+    """Runs matching ``filter_string`` as a pandas DataFrame (MLflow's columns) or a list of Runs."""
+    if output_format not in ("pandas", "list"):
+        raise InvalidParameterValue(f"Unsupported output_format {output_format!r}: use 'pandas' or 'list'")
+    client = _client()
+    ids = [str(e) for e in experiment_ids or ()]
+    for name in experiment_names or ():
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            ids.append(experiment.experiment_id)
+    if not ids and not experiment_names:
+        if search_all_experiments:
+            ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=50_000)]
+        else:
+            ids = [_active_experiment_id(client)]
+    runs: list[Run] = []
+    token: str | None = None
+    while ids and len(runs) < max_results:
+        page = client.search_runs(
+            ids, filter_string, run_view_type, min(_SEARCH_PAGE, max_results - len(runs)), order_by, token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    return runs if output_format == "list" else _to_frame(runs)
+
+
+def _ms_to_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _to_frame(runs: list[Run]) -> Any:
+    import pandas as pd
+
+    records = []
+    for run in runs:
+        info = run.info
+        record: dict[str, Any] = {
+            "run_id": info.run_id,
+            "experiment_id": info.experiment_id,
+            "status": info.status,
+            "artifact_uri": info.artifact_uri,
+            "start_time": _ms_to_datetime(info.start_time),
+            "end_time": _ms_to_datetime(info.end_time),
+        }
+        record.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        record.update({f"params.{k}": v for k, v in run.data.params.items()})
+        record.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        records.append(record)
+    columns = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    return frame
