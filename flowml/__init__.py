@@ -58,7 +58,45 @@ _LAZY: dict[str, str] = {
 _ALIASES = {"MlflowClient": "FlowmlClient"}
 _SUBMODULES = ("client", "entities", "exceptions", "settings", "validation")
 
-__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+__all__ = [
+    "ActiveRun",
+    "FlowmlClient",
+    "MlflowClient",
+    "__version__",
+    "active_run",
+    "client",
+    "create_experiment",
+    "delete_tag",
+    "end_run",
+    "entities",
+    "exceptions",
+    "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "settings",
+    "start_run",
+    "validation",
+]
 
 
 def __getattr__(name: str) -> Any:

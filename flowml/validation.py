@@ -28,6 +28,7 @@ __all__ = [
     "validate_experiment_name",
     "validate_key",
     "validate_metric",
+    "validate_metric_point",
     "validate_param_value",
     "validate_run_id",
     "validate_tag_value",
@@ -89,21 +90,33 @@ def validate_tag_value(key: str, value: object, limit: int = MAX_TAG_VALUE_LENGT
 def validate_metric(key: str, value: object, timestamp: object, step: object) -> tuple[float, int, int]:
     """Check a metric point; returns ``(value, timestamp, step)`` as float/int/int."""
     validate_key(key, "metric")
+    return validate_metric_point(key, value, timestamp, step)
+
+
+def validate_metric_point(key: str, value: object, timestamp: object, step: object) -> tuple[float, int, int]:
+    """:func:`validate_metric` without the key check (for batches that check each key once)."""
+    # Fast path: the overwhelmingly common types, checked exactly (bool is not int here).
+    vt, tt, st = type(value), type(timestamp), type(step)
+    if (vt is float or vt is int) and tt is int and st is int and timestamp >= 0:  # type: ignore[operator]
+        return float(value), timestamp, step  # type: ignore[arg-type, return-value]
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         raise InvalidParameterValue(
             f"Got invalid value {value!r} for metric '{key}' (timestamp={timestamp}). "
             "Please specify value as a valid double (64-bit floating point)"
         )
     fvalue = float(value)  # type: ignore[arg-type]
-    if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Integral | float):
-        raise InvalidParameterValue(f"Got invalid timestamp {timestamp!r} for metric '{key}'")
-    if isinstance(timestamp, float) and not math.isfinite(timestamp) or timestamp < 0:  # type: ignore[operator]
-        raise InvalidParameterValue(f"Got invalid timestamp {timestamp!r} for metric '{key}'")
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral | float):
-        raise InvalidParameterValue(f"Got invalid step {step!r} for metric '{key}'")
-    if isinstance(step, float) and not math.isfinite(step):
-        raise InvalidParameterValue(f"Got invalid step {step!r} for metric '{key}'")
-    return fvalue, int(timestamp), int(step)  # type: ignore[call-overload]
+    return fvalue, _as_int(key, "timestamp", timestamp, non_negative=True), _as_int(key, "step", step)
+
+
+def _as_int(key: str, what: str, number: object, *, non_negative: bool = False) -> int:
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, numbers.Integral | float)
+        or (isinstance(number, float) and not math.isfinite(number))
+        or (non_negative and number < 0)  # type: ignore[operator]
+    ):
+        raise InvalidParameterValue(f"Got invalid {what} {number!r} for metric '{key}'")
+    return int(number)  # type: ignore[call-overload]
 
 
 def validate_batch_limits(n_metrics: int, n_params: int, n_tags: int) -> None:

@@ -28,7 +28,9 @@ def train(learning_rate: float, max_depth: int, n_estimators: int) -> str:
     x, y = load_diabetes(return_X_y=True)
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.25, random_state=7)
     with mlflow.start_run(run_name=f"gbr-lr{learning_rate}-d{max_depth}") as run:
-        mlflow.log_params({"learning_rate": learning_rate, "max_depth": max_depth, "n_estimators": n_estimators})
+        mlflow.log_params(
+            {"learning_rate": learning_rate, "max_depth": max_depth, "n_estimators": n_estimators}
+        )
         model = GradientBoostingRegressor(
             learning_rate=learning_rate, max_depth=max_depth, n_estimators=n_estimators, random_state=7
         ).fit(x_train, y_train)

@@ -136,9 +136,7 @@ class FlowmlClient:
         end_time = _now_ms() if status and RunStatus.is_terminated(status.upper()) else None
         self._backend.update_run_info(run_id, status, end_time, name)
 
-    def set_terminated(
-        self, run_id: str, status: str | None = None, end_time: int | None = None
-    ) -> RunInfo:
+    def set_terminated(self, run_id: str, status: str | None = None, end_time: int | None = None) -> RunInfo:
         return self._backend.update_run_info(
             run_id, status or RunStatus.FINISHED, end_time or _now_ms(), None
         )
@@ -220,14 +218,16 @@ class FlowmlClient:
         return get_artifact_repository(uri, s3_endpoint_url=self._s3_endpoint_url)
 
     def _record(self, run_id: str, records: Sequence[ArtifactRecord]) -> None:
-        self._backend.record_artifact_files(
-            run_id, [(r.path, r.file_size, r.sha256) for r in records]
-        )
+        self._backend.record_artifact_files(run_id, [(r.path, r.file_size, r.sha256) for r in records])
 
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
         self._record(run_id, self._repo(run_id).log_artifact(local_path, artifact_path))
 
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
         self._record(run_id, self._repo(run_id).log_artifacts(local_dir, artifact_path))
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
@@ -243,7 +243,9 @@ class FlowmlClient:
             text = json.dumps(dictionary, indent=2)
         self.log_text(run_id, text, artifact_file)
 
-    def log_figure(self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None) -> None:
+    def log_figure(
+        self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None
+    ) -> None:
         """A matplotlib figure (any format it can save) or a plotly figure (.html/.png...)."""
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / Path(artifact_file).name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 from flowml.client.base import TrackingBackend
@@ -17,12 +18,13 @@ def make_backend(
     scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
     if scheme in ("http", "https"):
         try:
-            from flowml.client.rest import RestBackend
-        except ImportError as exc:  # pragma: no cover - the REST backend ships with the server issue
+            rest = importlib.import_module("flowml.client.rest")
+        except ImportError as exc:  # the REST backend ships with the server (issue 4)
             raise InvalidParameterValue(
-                f"Tracking URI {uri!r} needs the REST client, which this build lacks"
+                f"Tracking URI {uri!r} needs the REST client, which this build does not have yet"
             ) from exc
-        return RestBackend(uri, artifact_root)  # type: ignore[no-any-return]
+        backend: TrackingBackend = rest.RestBackend(uri, artifact_root)
+        return backend
     if scheme.startswith("sqlite") or scheme.startswith("postgres"):
         from flowml.client.local import SqlBackend
 
@@ -39,7 +41,9 @@ class BackendCache:
         self._lock = threading.Lock()
         self._backends: dict[tuple[str, str, str | None], TrackingBackend] = {}
 
-    def get(self, uri: str, artifact_root: str, s3_endpoint_url: str | None, busy_timeout_ms: int) -> TrackingBackend:
+    def get(
+        self, uri: str, artifact_root: str, s3_endpoint_url: str | None, busy_timeout_ms: int
+    ) -> TrackingBackend:
         key = (uri, artifact_root, s3_endpoint_url)
         with self._lock:
             backend = self._backends.get(key)

@@ -113,12 +113,11 @@ class TrackingBackend(ABC):
 
     # artifact bookkeeping (the bytes go through flowml.artifacts)
     @abstractmethod
-    def record_artifact_files(
-        self, run_id: str, records: Iterable[tuple[str, int, str]]
-    ) -> None: ...
+    def record_artifact_files(self, run_id: str, records: Iterable[tuple[str, int, str]]) -> None: ...
 
     @abstractmethod
     def list_artifact_files(self, run_id: str) -> dict[str, tuple[int, str]]: ...
 
+    @abstractmethod
     def close(self) -> None:
-        """Release connections (optional)."""
+        """Release connections and pools held by the backend."""

@@ -43,9 +43,7 @@ class SqlBackend(TrackingBackend):
         page_token: str | None,
     ) -> PagedList[Experiment]:
         with self.db.read() as s:
-            return tracking.search_experiments(
-                s, view_type, max_results, filter_string, order_by, page_token
-            )
+            return tracking.search_experiments(s, view_type, max_results, filter_string, order_by, page_token)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         self.db.write(lambda s: tracking.rename_experiment(s, experiment_id, new_name))
@@ -82,9 +80,7 @@ class SqlBackend(TrackingBackend):
     def update_run_info(
         self, run_id: str, status: str | None, end_time: int | None, run_name: str | None
     ) -> RunInfo:
-        return self.db.write(
-            lambda s: tracking.update_run_info(s, run_id, status, end_time, run_name)
-        )
+        return self.db.write(lambda s: tracking.update_run_info(s, run_id, status, end_time, run_name))
 
     def delete_run(self, run_id: str) -> None:
         self.db.write(lambda s: tracking.delete_run(s, run_id))

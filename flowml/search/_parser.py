@@ -239,7 +239,8 @@ def parse_filter(text: str | None, kind: SearchKind = SearchKind.RUNS) -> Filter
     if text is None:
         return Filter(kind)
     if not isinstance(text, str):
-        raise InvalidParameterValue(f"Invalid search expression: expected a string, got {type(text).__name__}")
+        kind_name = type(text).__name__
+        raise InvalidParameterValue(f"Invalid search expression: expected a string, got {kind_name}")
     if not text.strip():
         return Filter(kind)
     return _Cursor(text, schema_for(kind)).filter()
@@ -257,7 +258,8 @@ def parse_order_by(items: Sequence[str] | str | None,
     schema = schema_for(kind)
     for item in items:
         if not isinstance(item, str):
-            raise InvalidParameterValue(f"Invalid order_by clause: expected a string, got {type(item).__name__}")
+            kind_name = type(item).__name__
+            raise InvalidParameterValue(f"Invalid order_by clause: expected a string, got {kind_name}")
         if not item.strip():
             raise syntax_error(item, "empty order_by clause", 0)
         order = _Cursor(item, schema, order_by=True).order_item()

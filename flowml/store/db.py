@@ -231,8 +231,6 @@ def _create_at_head(engine: Engine, artifact_root: str) -> None:
                 "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
             )
         )
-        conn.execute(
-            text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
-        )
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION})
         insert_default_experiment(conn, artifact_root)
     logger.info("created flowml schema at revision %s", HEAD_REVISION)

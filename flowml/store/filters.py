@@ -7,7 +7,7 @@ Runs are selected from ``runs`` with
 * NaN metrics (stored as ``value=0, is_nan=true``) match ``!=`` only;
 * a ``LEFT JOIN`` on ``(run_id, key)`` per metric / param / tag sort key (the key is the primary
   key, so a join never multiplies rows); real values sort first in either direction, then NaN,
-  then missing; missing params and tags sort last;
+  then missing; missing params / tags and a NULL ``end_time`` sort last;
 * ``ORDER BY`` the sort key + ``start_time DESC`` (unless ordered on it) + ``run_id ASC``, and
   ``LIMIT max_results + 1`` to learn whether another page exists.
 
@@ -116,8 +116,9 @@ def _check_max_results(max_results: int, threshold: int) -> None:
         )
 
 
-def _compare(ops: StringOps, col: ColumnElement[Any], comp: Comparator, value: Any,
-             *, text: bool = False) -> ColumnElement[bool]:
+def _compare(
+    ops: StringOps, col: ColumnElement[Any], comp: Comparator, value: Any, *, text: bool = False
+) -> ColumnElement[bool]:
     """``col <comp> value`` with flowml's portable string semantics."""
     if comp is Comparator.LIKE:
         return ops.like(col, value)
@@ -134,12 +135,12 @@ def _compare(ops: StringOps, col: ColumnElement[Any], comp: Comparator, value: A
     raise InvalidParameterValue(f"Comparator {comp.value!r} cannot be used here")
 
 
-def _key_value_exists(ops: StringOps, table: Table, owner: ColumnElement[Any], owner_col: str,
-                      clause: Comparison) -> ColumnElement[bool]:
+def _key_value_exists(
+    ops: StringOps, table: Table, owner: ColumnElement[Any], owner_col: str, clause: Comparison
+) -> ColumnElement[bool]:
     """``[NOT] EXISTS`` a (owner, key) row of ``table`` whose value satisfies ``clause``."""
     alias = table.alias()
-    conditions: list[ColumnElement[bool]] = [alias.c[owner_col] == owner,
-                                             alias.c.key == clause.key.name]
+    conditions: list[ColumnElement[bool]] = [alias.c[owner_col] == owner, alias.c.key == clause.key.name]
     comp = clause.comparator
     if comp is Comparator.IS_NULL:
         return ~exists().where(*conditions)
@@ -183,17 +184,17 @@ def _run_sort(ops: StringOps, orders: Sequence[OrderBy]) -> tuple[list[SortPart]
         key, asc = order.key, order.ascending
         if key.entity is Entity.ATTRIBUTE:
             col = runs.c[key.name]
-            if key.name in _NUMERIC_RUN_ATTRIBUTES:  # NULL sorts lowest, as in SQLite
-                parts.append(SortPart(case((col.is_(None), 0), else_=1), asc, "int"))
+            if key.name in _NUMERIC_RUN_ATTRIBUTES and not col.nullable:
+                parts.append(SortPart(col, asc, "int"))  # plain column: an index can serve it
+            elif key.name in _NUMERIC_RUN_ATTRIBUTES:  # NULL (a running run's end_time) sorts last
+                parts.append(SortPart(case((col.is_(None), 1), else_=0), True, "int"))
                 parts.append(SortPart(func.coalesce(col, 0), asc, "int"))
             else:
                 parts.append(SortPart(ops.text(col), asc, "str"))
             continue
         table = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params", Entity.TAG: "run_tags"}
         joined = _table(table[key.entity]).alias(f"sort_{i}")
-        from_ = from_.outerjoin(
-            joined, and_(joined.c.run_id == runs.c.run_id, joined.c.key == key.name)
-        )
+        from_ = from_.outerjoin(joined, and_(joined.c.run_id == runs.c.run_id, joined.c.key == key.name))
         if key.entity is Entity.METRIC:
             rank = case((joined.c.run_id.is_(None), 2), (joined.c.is_nan == true(), 1), else_=0)
             parts.append(SortPart(rank, True, "int"))
@@ -239,8 +240,13 @@ def search_run_ids(
     return _page(session, stmt, fingerprint, parts, max_results)
 
 
-def _page_query(id_col: ColumnElement[Any], from_: Any, conditions: list[ColumnElement[bool]],
-                parts: Sequence[SortPart], max_results: int) -> Select[Any]:
+def _page_query(
+    id_col: ColumnElement[Any],
+    from_: Any,
+    conditions: list[ColumnElement[bool]],
+    parts: Sequence[SortPart],
+    max_results: int,
+) -> Select[Any]:
     columns = [p.expr.label(f"sort_key_{i}") for i, p in enumerate(parts)]
     return (
         select(id_col, *columns)
@@ -251,8 +257,9 @@ def _page_query(id_col: ColumnElement[Any], from_: Any, conditions: list[ColumnE
     )
 
 
-def _page(session: Session, stmt: Select[Any], fingerprint: str, parts: Sequence[SortPart],
-          max_results: int) -> tuple[list[Any], str | None]:
+def _page(
+    session: Session, stmt: Select[Any], fingerprint: str, parts: Sequence[SortPart], max_results: int
+) -> tuple[list[Any], str | None]:
     rows = session.execute(stmt).all()
     token = None
     if len(rows) > max_results:
@@ -269,13 +276,13 @@ def _experiment_condition(ops: StringOps, clause: Comparison) -> ColumnElement[b
     experiments = _table("experiments")
     key = clause.key
     if key.entity is Entity.TAG:
-        return _key_value_exists(ops, _table("experiment_tags"), experiments.c.experiment_id,
-                                 "experiment_id", clause)
+        return _key_value_exists(
+            ops, _table("experiment_tags"), experiments.c.experiment_id, "experiment_id", clause
+        )
     value: Any = clause.value
     if key.name == "experiment_id":
         value = tuple(int(v) for v in value) if isinstance(value, tuple) else int(str(value))
-    return _compare(ops, experiments.c[key.name], clause.comparator, value,
-                    text=key.name == "name")
+    return _compare(ops, experiments.c[key.name], clause.comparator, value, text=key.name == "name")
 
 
 def _experiment_sort(ops: StringOps, orders: Sequence[OrderBy]) -> list[SortPart]:
@@ -320,4 +327,3 @@ def search_experiment_ids(
     stmt = _page_query(experiments.c.experiment_id, experiments, conditions, parts, max_results)
     ids, token = _page(session, stmt, fingerprint, parts, max_results)
     return [int(i) for i in ids], token
-

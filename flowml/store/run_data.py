@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, tuple_
+from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from flowml.entities import Metric, PagedList, Param, RunTag
+from flowml.entities import LifecycleStage, Metric, PagedList, Param, RunTag
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from flowml.store.tables import (
     ArtifactFileRow,
@@ -26,13 +25,15 @@ from flowml.store.tables import (
     ParamRow,
     RunRow,
     RunTagRow,
+    table_of,
 )
 from flowml.store.tracking import RUN_NAME_TAG, get_run_row, now_ms
 from flowml.validation import (
     validate_batch_limits,
     validate_key,
-    validate_metric,
+    validate_metric_point,
     validate_param_value,
+    validate_run_id,
     validate_tag_value,
 )
 
@@ -44,15 +45,17 @@ __all__ = [
     "record_artifact_files",
 ]
 
-_METRICS = MetricRow.__table__
-_LATEST = LatestMetricRow.__table__
-_PARAMS = ParamRow.__table__
-_TAGS = RunTagRow.__table__
-_RUNS = RunRow.__table__
-_ARTIFACTS = ArtifactFileRow.__table__
+_METRICS = table_of(MetricRow)
+_LATEST = table_of(LatestMetricRow)
+_PARAMS = table_of(ParamRow)
+_TAGS = table_of(RunTagRow)
+_RUNS = table_of(RunRow)
+_ARTIFACTS = table_of(ArtifactFileRow)
 
 # (step, timestamp, stored value, is_nan) of one metric point, in "latest" comparison order.
 _Point = tuple[int, int, float, bool]
+# (run_id, key, step, timestamp, stored value, is_nan): one row of the metrics table.
+_Row = tuple[str, str, int, int, float, bool]
 
 
 def _upsert(session: Session, table: Table) -> Any:
@@ -77,8 +80,8 @@ def _check_params(session: Session, run_id: str, params: Sequence[Param]) -> lis
             )
     if not wanted:
         return []
-    stored = dict(
-        session.execute(
+    stored: dict[str, str] = dict(
+        session.execute(  # type: ignore[arg-type]
             select(_PARAMS.c.key, _PARAMS.c.value).where(
                 _PARAMS.c.run_id == run_id, _PARAMS.c.key.in_(list(wanted))
             )
@@ -97,28 +100,35 @@ def _check_params(session: Session, run_id: str, params: Sequence[Param]) -> lis
     return [{"run_id": run_id, "key": k, "value": v} for k, v in wanted.items() if k not in stored]
 
 
-def _metric_rows(
-    run_id: str, metrics: Sequence[Metric]
-) -> tuple[list[dict[str, Any]], dict[str, _Point]]:
-    rows: dict[tuple[str, int, int, float, bool], dict[str, Any]] = {}
+def _metric_rows(run_id: str, metrics: Sequence[Metric]) -> tuple[list[_Row], dict[str, _Point]]:
+    """Validated, de-duplicated metric rows and the newest point per key in this batch."""
+    rows: dict[_Row, None] = {}
     latest: dict[str, _Point] = {}
+    for key in {m.key for m in metrics}:
+        validate_key(key, "metric")
     for metric in metrics:
-        value, timestamp, step = validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
-        is_nan = math.isnan(value)
+        value, timestamp, step = validate_metric_point(
+            metric.key, metric.value, metric.timestamp, metric.step
+        )
+        is_nan = value != value
         stored = 0.0 if is_nan else value
-        point: _Point = (step, timestamp, stored, is_nan)
-        rows[(metric.key, step, timestamp, stored, is_nan)] = {
-            "run_id": run_id,
-            "key": metric.key,
-            "step": step,
-            "timestamp": timestamp,
-            "value": stored,
-            "is_nan": is_nan,
-        }
+        rows[(run_id, metric.key, step, timestamp, stored, is_nan)] = None
         best = latest.get(metric.key)
-        if best is None or point[:3] > best[:3]:
-            latest[metric.key] = point
-    return list(rows.values()), latest
+        if best is None or (step, timestamp, stored) > best[:3]:
+            latest[metric.key] = (step, timestamp, stored, is_nan)
+    return list(rows), latest
+
+
+def _check_run_active(session: Session, run_id: str) -> None:
+    """``get_run_row(for_write=True)`` as one Core query (log_batch is the hot path)."""
+    validate_run_id(run_id)
+    stage = session.execute(select(_RUNS.c.lifecycle_stage).where(_RUNS.c.run_id == run_id)).scalar()
+    if stage is None:
+        raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+    if stage != LifecycleStage.ACTIVE:
+        raise InvalidParameterValue(
+            f"The run {run_id} must be in the 'active' state. Current state is {stage}."
+        )
 
 
 def log_batch(
@@ -129,7 +139,7 @@ def log_batch(
     tags: Sequence[RunTag] = (),
 ) -> None:
     validate_batch_limits(len(metrics), len(params), len(tags))
-    run = get_run_row(session, run_id, for_write=True)
+    _check_run_active(session, run_id)
     tag_rows: dict[str, str] = {}
     for tag in tags:
         validate_key(tag.key, "tag")
@@ -148,10 +158,23 @@ def log_batch(
             [{"run_id": run_id, "key": k, "value": v} for k, v in sorted(tag_rows.items())],
         )
         if RUN_NAME_TAG in tag_rows:
-            run.run_name = tag_rows[RUN_NAME_TAG]
+            session.execute(
+                update(_RUNS).where(_RUNS.c.run_id == run_id).values(run_name=tag_rows[RUN_NAME_TAG])
+            )
     if metric_rows:
-        session.execute(_upsert(session, _METRICS).on_conflict_do_nothing(), metric_rows)
+        _insert_metric_rows(session, metric_rows)
         _upsert_latest(session, run_id, latest)
+
+
+def _insert_metric_rows(session: Session, rows: list[_Row]) -> None:
+    """One DBAPI executemany of plain tuples: the hot path of log_batch (no per-row compiling)."""
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) "
+        f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT DO NOTHING",
+        rows,  # type: ignore[arg-type]
+    )
 
 
 def _upsert_latest(session: Session, run_id: str, latest: dict[str, _Point]) -> None:
@@ -230,9 +253,7 @@ def get_metric_history(
     return PagedList(points, token)
 
 
-def record_artifact_files(
-    session: Session, run_id: str, records: Iterable[tuple[str, int, str]]
-) -> None:
+def record_artifact_files(session: Session, run_id: str, records: Iterable[tuple[str, int, str]]) -> None:
     """Remember ``(path, size, sha256)`` of files logged to a run (re-logging a path replaces it)."""
     rows = [
         {"run_id": run_id, "path": path, "file_size": size, "sha256": digest, "logged_time": now_ms()}

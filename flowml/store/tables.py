@@ -6,7 +6,19 @@ Times are epoch milliseconds in BIGINT columns. A metric value of NaN is stored 
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Double, ForeignKey, Index, PrimaryKeyConstraint, String, Text
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -19,17 +31,22 @@ __all__ = [
     "RunRow",
     "RunTagRow",
     "metadata",
+    "table_of",
 ]
 
 metadata = SQLModel.metadata
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core ``Table`` of a table model (for bulk Core statements)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
 
 _CASCADE = "CASCADE"
 
 
 def _run_fk() -> Column[str]:
-    return Column(
-        "run_id", String(32), ForeignKey("runs.run_id", ondelete=_CASCADE), nullable=False
-    )
+    return Column("run_id", String(32), ForeignKey("runs.run_id", ondelete=_CASCADE), nullable=False)
 
 
 class ExperimentRow(SQLModel, table=True):
@@ -60,15 +77,11 @@ class ExperimentTagRow(SQLModel, table=True):
 
 class RunRow(SQLModel, table=True):
     __tablename__ = "runs"
-    __table_args__ = (
-        Index("ix_runs_experiment_start", "experiment_id", "start_time", "run_id"),
-    )
+    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time", "run_id"),)
 
     run_id: str = Field(sa_column=Column(String(32), primary_key=True))
     experiment_id: int = Field(
-        sa_column=Column(
-            "experiment_id", ForeignKey("experiments.experiment_id"), nullable=False
-        )
+        sa_column=Column("experiment_id", ForeignKey("experiments.experiment_id"), nullable=False)
     )
     run_name: str = Field(default="", sa_column=Column(String(250), nullable=False))
     user_id: str = Field(default="", sa_column=Column(String(256), nullable=False))
@@ -103,9 +116,9 @@ class MetricRow(SQLModel, table=True):
 
     __tablename__ = "metrics"
     __table_args__ = (
-        PrimaryKeyConstraint(
-            "run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"
-        ),
+        PrimaryKeyConstraint("run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"),
+        # The primary key holds every column: on SQLite keep the rows in it (written once, not twice).
+        {"sqlite_with_rowid": False},
     )
 
     run_id: str = Field(sa_column=_run_fk())

@@ -38,6 +38,7 @@ from flowml.store.tables import (
     ParamRow,
     RunRow,
     RunTagRow,
+    table_of,
 )
 from flowml.validation import (
     MAX_EXPERIMENT_TAG_VALUE_LENGTH,
@@ -77,12 +78,12 @@ DEFAULT_EXPERIMENT_NAME = "Default"
 RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 
-_EXP = ExperimentRow.__table__
-_EXP_TAGS = ExperimentTagRow.__table__
-_RUNS = RunRow.__table__
-_RUN_TAGS = RunTagRow.__table__
-_PARAMS = ParamRow.__table__
-_LATEST = LatestMetricRow.__table__
+_EXP = table_of(ExperimentRow)
+_EXP_TAGS = table_of(ExperimentTagRow)
+_RUNS = table_of(RunRow)
+_RUN_TAGS = table_of(RunTagRow)
+_PARAMS = table_of(ParamRow)
+_LATEST = table_of(LatestMetricRow)
 
 
 def now_ms() -> int:
@@ -266,9 +267,7 @@ def delete_experiment(session: Session, experiment_id: str) -> None:
 def restore_experiment(session: Session, experiment_id: str) -> None:
     row = _experiment_row(session, experiment_id)
     if row.lifecycle_stage != LifecycleStage.DELETED:
-        raise InvalidParameterValue(
-            f"Cannot restore experiment {experiment_id}: it is not deleted."
-        )
+        raise InvalidParameterValue(f"Cannot restore experiment {experiment_id}: it is not deleted.")
     _set_experiment_stage(session, experiment_id, LifecycleStage.ACTIVE)
 
 
@@ -277,18 +276,15 @@ def set_experiment_tag(session: Session, experiment_id: str, key: str, value: st
     value = validate_tag_value(key, value, MAX_EXPERIMENT_TAG_VALUE_LENGTH)
     row = _experiment_row(session, experiment_id)
     if row.lifecycle_stage != LifecycleStage.ACTIVE:
-        raise InvalidParameterValue(
-            f"The experiment {experiment_id} must be in the 'active' state."
-        )
+        raise InvalidParameterValue(f"The experiment {experiment_id} must be in the 'active' state.")
+    assert row.experiment_id is not None
     session.merge(ExperimentTagRow(experiment_id=row.experiment_id, key=key, value=value))
 
 
 def delete_experiment_tag(session: Session, experiment_id: str, key: str) -> None:
     row = _experiment_row(session, experiment_id)
     result = session.execute(
-        delete(_EXP_TAGS).where(
-            _EXP_TAGS.c.experiment_id == row.experiment_id, _EXP_TAGS.c.key == key
-        )
+        delete(_EXP_TAGS).where(_EXP_TAGS.c.experiment_id == row.experiment_id, _EXP_TAGS.c.key == key)
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise ResourceDoesNotExist(f"No tag with name: {key} in experiment {experiment_id}")
@@ -363,9 +359,7 @@ def create_run(
     )
     session.add(row)
     session.flush()
-    session.execute(
-        insert(_RUN_TAGS), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
-    )
+    session.execute(insert(_RUN_TAGS), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
     return Run(_to_run_info(row), RunData(tags=tags))
 
 
@@ -451,4 +445,3 @@ def search_runs(
         session, exp_ids, filter_string, ViewType(run_view_type), max_results, order_by, page_token
     )
     return PagedList(load_runs(session, run_ids), token)
-

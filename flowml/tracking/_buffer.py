@@ -127,5 +127,5 @@ class MetricBuffer:
     def _flush_at_exit(self) -> None:
         try:
             self._drain()
-        except Exception:  # noqa: BLE001 - nothing left to raise to at exit
+        except Exception:
             logger.exception("flowml: could not flush buffered metrics at exit")

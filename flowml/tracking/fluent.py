@@ -56,9 +56,7 @@ _RUN_ID_ENVS = ("FLOWML_RUN_ID", "MLFLOW_RUN_ID")
 _active_runs: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
     "flowml_active_runs", default=()
 )
-_last_run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "flowml_last_run_id", default=None
-)
+_last_run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("flowml_last_run_id", default=None)
 
 
 def _now_ms() -> int:
@@ -271,7 +269,7 @@ def _end_at_exit(active: ActiveRun) -> None:
     status = RunStatus.FAILED if getattr(sys, "last_type", None) else RunStatus.FINISHED
     try:
         _end(active, status)
-    except Exception:  # noqa: BLE001 - interpreter is exiting
+    except Exception:
         import logging
 
         logging.getLogger(__name__).exception("flowml: could not end run %s at exit", active.run_id)
@@ -400,4 +398,3 @@ def _reset_for_tests() -> None:
     _last_run_id.set(None)
     clear_backend_cache()
     get_settings.cache_clear()
-

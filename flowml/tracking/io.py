@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flowml.entities import Run, ViewType
@@ -24,12 +24,16 @@ __all__ = [
 _SEARCH_PAGE = 50_000
 
 
-def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
     _, rid, client = _target(run_id)
     client.log_artifact(rid, local_path, artifact_path)
 
 
-def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None) -> None:
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
+) -> None:
     _, rid, client = _target(run_id)
     client.log_artifacts(rid, local_dir, artifact_path)
 
@@ -78,7 +82,9 @@ def search_runs(
             ids.append(experiment.experiment_id)
     if not ids and not experiment_names:
         if search_all_experiments:
-            ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=50_000)]
+            ids = [
+                e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=50_000)
+            ]
         else:
             ids = [_active_experiment_id(client)]
     runs: list[Run] = []
@@ -95,7 +101,7 @@ def search_runs(
 
 
 def _ms_to_datetime(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _to_frame(runs: list[Run]) -> Any:

@@ -50,7 +50,10 @@ def test_metric_history_keeps_every_point_and_latest_follows_step_then_time_then
     assert client.get_run(run_id).data.metrics["acc"] == 0.9
     history = client.get_metric_history(run_id, "acc")
     assert [(m.value, m.timestamp, m.step) for m in history] == [
-        (0.7, 800, 1), (0.1, 900, 0), (0.9, 900, 1), (0.5, 1000, 0)
+        (0.7, 800, 1),
+        (0.1, 900, 0),
+        (0.9, 900, 1),
+        (0.5, 1000, 0),
     ]
     client.log_metric(run_id, "acc", 0.95, timestamp=900, step=1)  # same step+time, higher value
     assert client.get_run(run_id).data.metrics["acc"] == 0.95

@@ -175,7 +175,8 @@ def test_invalid_run_order_by(items: list[str], token: str) -> None:
     [
         (SearchKind.EXPERIMENTS, "name LIKE 'f%'", "name LIKE 'f%'"),
         (SearchKind.EXPERIMENTS, "attribute.experiment_id IN ('1', '2')", "experiment_id IN ('1', '2')"),
-        (SearchKind.EXPERIMENTS, "creation_time > 5 and tags.t is null", "creation_time > 5 AND tags.t IS NULL"),
+        (SearchKind.EXPERIMENTS, "creation_time > 5 and tags.t is null",
+         "creation_time > 5 AND tags.t IS NULL"),
         (SearchKind.EXPERIMENTS, "tag.`a b` ILIKE 'x'", "tags.`a b` ILIKE 'x'"),
         (SearchKind.REGISTERED_MODELS, "name IN ('fraud','Churn')", "name IN ('fraud', 'Churn')"),
         (SearchKind.REGISTERED_MODELS, "tags.`team name` = 'risk'", "tags.`team name` = 'risk'"),

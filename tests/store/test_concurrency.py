@@ -92,9 +92,7 @@ def test_sigkill_mid_logging_keeps_a_consistent_db_with_every_flushed_point(
     flowml_env: str, artifact_root: str, tmp_path: Path
 ) -> None:
     ack = tmp_path / "ack.txt"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED, str(ack)], env=_env(flowml_env, artifact_root)
-    )
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, str(ack)], env=_env(flowml_env, artifact_root))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         lines = ack.read_text().splitlines() if ack.exists() else []

@@ -52,7 +52,10 @@ def test_upgrade_keeps_data_and_downgrade_to_base_removes_tables(store_uri: str,
     upgrade(store_uri, artifact_root)
     db = Database(store_uri, artifact_root)
     with db.read() as session:
-        assert session.execute(text("SELECT name FROM experiments WHERE experiment_id = 0")).scalar() == "Default"
+        assert (
+            session.execute(text("SELECT name FROM experiments WHERE experiment_id = 0")).scalar()
+            == "Default"
+        )
     db.dispose()
     assert upgrade(store_uri, artifact_root) == HEAD_REVISION  # idempotent
     assert downgrade(store_uri, "base") == ""

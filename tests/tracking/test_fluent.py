@@ -165,7 +165,12 @@ def _run_script(code: str, env_uri: str, cwd: Path) -> subprocess.CompletedProce
     env["FLOWML_TRACKING_URI"] = env_uri
     env["FLOWML_ARTIFACT_ROOT"] = str(cwd / "artifacts")
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -205,13 +210,43 @@ def test_import_flowml_loads_no_heavy_library() -> None:
 
 
 PUBLIC_API = [
-    "ActiveRun", "FlowmlClient", "MlflowClient", "__version__", "active_run", "client",
-    "create_experiment", "delete_tag", "end_run", "entities", "exceptions", "flush",
-    "get_artifact_uri", "get_experiment", "get_experiment_by_name", "get_run", "get_tracking_uri",
-    "last_active_run", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric",
-    "log_metrics", "log_param", "log_params", "log_text", "search_runs", "set_experiment",
-    "set_experiment_tag", "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri",
-    "settings", "start_run", "validation",
+    "ActiveRun",
+    "FlowmlClient",
+    "MlflowClient",
+    "__version__",
+    "active_run",
+    "client",
+    "create_experiment",
+    "delete_tag",
+    "end_run",
+    "entities",
+    "exceptions",
+    "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "settings",
+    "start_run",
+    "validation",
 ]
 
 
