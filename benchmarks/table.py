@@ -19,7 +19,7 @@ HIGHER_IS_BETTER = {"values/s", "rows/s"}
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "pending"
-    return f"{value:,.0f}" if unit in HIGHER_IS_BETTER else f"{value:.2f}"
+    return f"{value:,.0f}" if unit in HIGHER_IS_BETTER else f"{value:.3f}"
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -77,7 +78,8 @@ class ExperimentTagRow(SQLModel, table=True):
 
 class RunRow(SQLModel, table=True):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time", "run_id"),)
+    # Serves the default search order (start_time DESC, run_id) straight from the index.
+    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", text("start_time DESC"), "run_id"),)
 
     run_id: str = Field(sa_column=Column(String(32), primary_key=True))
     experiment_id: int = Field(
@@ -86,7 +88,7 @@ class RunRow(SQLModel, table=True):
     run_name: str = Field(default="", sa_column=Column(String(250), nullable=False))
     user_id: str = Field(default="", sa_column=Column(String(256), nullable=False))
     status: str = Field(sa_column=Column(String(20), nullable=False))
-    start_time: int | None = Field(default=None, sa_column=Column(BigInteger))
+    start_time: int = Field(sa_column=Column(BigInteger, nullable=False))
     end_time: int | None = Field(default=None, sa_column=Column(BigInteger))
     deleted_time: int | None = Field(default=None, sa_column=Column(BigInteger))
     artifact_uri: str = Field(sa_column=Column(String(2048), nullable=False))
@@ -104,7 +106,10 @@ class RunTagRow(SQLModel, table=True):
 
 class ParamRow(SQLModel, table=True):
     __tablename__ = "params"
-    __table_args__ = (PrimaryKeyConstraint("run_id", "key", name="pk_params"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "key", name="pk_params"),
+        Index("ix_params_key_value", "key", "value"),
+    )
 
     run_id: str = Field(sa_column=_run_fk())
     key: str = Field(sa_column=Column(String(250), nullable=False))
@@ -133,7 +138,10 @@ class LatestMetricRow(SQLModel, table=True):
     """The point with the highest (step, timestamp, value) per run and key: what search compares."""
 
     __tablename__ = "latest_metrics"
-    __table_args__ = (PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
+        Index("ix_latest_metrics_key_value", "key", "value"),
+    )
 
     run_id: str = Field(sa_column=_run_fk())
     key: str = Field(sa_column=Column(String(250), nullable=False))

@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("run_name", sa.String(length=250), nullable=False),
         sa.Column("user_id", sa.String(length=256), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("start_time", sa.BigInteger(), nullable=True),
+        sa.Column("start_time", sa.BigInteger(), nullable=False),
         sa.Column("end_time", sa.BigInteger(), nullable=True),
         sa.Column("deleted_time", sa.BigInteger(), nullable=True),
         sa.Column("artifact_uri", sa.String(length=2048), nullable=False),
@@ -57,7 +57,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_runs_experiment_start", ["experiment_id", "start_time", "run_id"], unique=False
+            "ix_runs_experiment_start",
+            ["experiment_id", sa.text("start_time DESC"), "run_id"],
+            unique=False,
         )
 
     op.create_table(
@@ -81,6 +83,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
     )
+    op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
     op.create_table(
         "metrics",
         sa.Column("run_id", sa.String(length=32), nullable=False),
@@ -101,6 +104,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_params"),
     )
+    op.create_index("ix_params_key_value", "params", ["key", "value"])
     op.create_table(
         "run_tags",
         sa.Column("run_id", sa.String(length=32), nullable=False),
@@ -114,8 +118,10 @@ def upgrade() -> None:
 def downgrade() -> None:
 
     op.drop_table("run_tags")
+    op.drop_index("ix_params_key_value", table_name="params")
     op.drop_table("params")
     op.drop_table("metrics")
+    op.drop_index("ix_latest_metrics_key_value", table_name="latest_metrics")
     op.drop_table("latest_metrics")
     op.drop_table("artifact_files")
     with op.batch_alter_table("runs", schema=None) as batch_op:
