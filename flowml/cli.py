@@ -20,6 +20,57 @@ def main(verbose: bool) -> None:
     )
 
 
+@main.command()
+@click.option("--backend-store-uri", default=None, help="Tracking store URI (default: ./flowml.db).")
+@click.option("--artifacts-destination", default=None, help="Artifact root served by the proxy.")
+@click.option("--serve-artifacts/--no-serve-artifacts", default=True, show_default=True)
+@click.option("--host", "-h", default="127.0.0.1", show_default=True, help="Bind address.")
+@click.option("--port", "-p", default=5000, show_default=True, type=int)
+@click.option("--workers", "-w", default=1, show_default=True, type=int)
+@click.option(
+    "--allowed-hosts",
+    default=None,
+    help="Comma-separated Host header values to accept ('*' for any); default: the bind host + localhost.",
+)
+def server(
+    backend_store_uri: str | None,
+    artifacts_destination: str | None,
+    serve_artifacts: bool,
+    host: str,
+    port: int,
+    workers: int,
+    allowed_hosts: str | None,
+) -> None:
+    """Run the MLflow-compatible tracking server."""
+    import os
+
+    import uvicorn
+
+    from flowml.server.settings import ServerSettings
+
+    overrides: dict[str, object] = {"serve_artifacts": serve_artifacts, "host": host, "port": port}
+    if backend_store_uri:
+        overrides["backend_store_uri"] = backend_store_uri
+    if artifacts_destination:
+        overrides["artifacts_destination"] = artifacts_destination
+    hosts = ["localhost", "127.0.0.1", "[::1]", host]
+    if allowed_hosts:
+        hosts = [h.strip() for h in allowed_hosts.split(",") if h.strip()]
+    overrides["allowed_hosts"] = hosts
+    settings = ServerSettings(**overrides)  # type: ignore[arg-type]
+    # Workers are separate processes: hand them the settings through the environment.
+    os.environ["FLOWML_SERVER_SETTINGS_JSON"] = settings.model_dump_json()
+    uvicorn.run(
+        "flowml.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
 @main.group()
 def db() -> None:
     """Manage the tracking database schema."""

@@ -16,6 +16,7 @@ __all__ = [
     "ExperimentTag",
     "FileInfo",
     "LifecycleStage",
+    "LoggedModel",
     "Metric",
     "PagedList",
     "Param",
@@ -190,6 +191,24 @@ class Run:
                 "tags": dict(self.data.tags),
             },
         }
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedModel:
+    """An MLflow 3 logged model: a model's files plus its metadata, produced by a run."""
+
+    model_id: str
+    experiment_id: str
+    name: str
+    artifact_location: str
+    status: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    model_type: str | None = None
+    source_run_id: str | None = None
+    status_message: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 class PagedList(list[T]):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.s3"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.s3", "tests.fixtures.server"]
 
 # Keep Prefect quiet and local in every test process (later issues start real servers).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -58,9 +58,20 @@ def flowml_env(
     _reset_flowml()
 
 
-@pytest.fixture
-def client(flowml_env: str):  # type: ignore[no-untyped-def]
-    """The client under test; the contract suite runs once per backend parameter."""
+@pytest.fixture(params=["local", "rest"])
+def client(request: pytest.FixtureRequest, flowml_env: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The client under test, once in-process (SQL store) and once over REST to a live server.
+
+    Combined with ``store_uri`` the contract suite runs on SQLite and PostgreSQL, both ways.
+    """
     from flowml.client import FlowmlClient
 
-    return FlowmlClient(flowml_env)
+    if request.param == "local":
+        yield FlowmlClient(flowml_env)
+        return
+    from tests.fixtures.server import serve_in_thread
+
+    dest = tmp_path / "server-artifacts"
+    dest.mkdir()
+    with serve_in_thread(flowml_env, str(dest)) as url:
+        yield FlowmlClient(url)

@@ -215,6 +215,14 @@ class FlowmlClient:
         if uri is None:
             uri = self.get_run(run_id).info.artifact_uri
             self._artifact_uris[run_id] = uri
+        if uri.startswith("mlflow-artifacts:"):
+            if not self.tracking_uri.startswith(("http://", "https://")):
+                raise InvalidParameterValue(
+                    f"Artifact URI {uri!r} is served by a tracking server; use an http(s) tracking URI"
+                )
+            from flowml.artifacts.http import ProxyArtifactRepository
+
+            return ProxyArtifactRepository(uri, self.tracking_uri)
         return get_artifact_repository(uri, s3_endpoint_url=self._s3_endpoint_url)
 
     def _record(self, run_id: str, records: Sequence[ArtifactRecord]) -> None:

@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from flowml.client.base import TrackingBackend
-from flowml.entities import Experiment, Metric, PagedList, Param, Run, RunInfo, RunTag, ViewType
-from flowml.store import Database, run_data, tracking
+from flowml.entities import (
+    Experiment,
+    LoggedModel,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunTag,
+    ViewType,
+)
+from flowml.store import Database, logged_models, run_data, tracking
 
-__all__ = ["SqlBackend"]
+__all__ = ["SqlBackend", "SqlLoggedModels"]
 
 
 class SqlBackend(TrackingBackend):
@@ -17,6 +27,7 @@ class SqlBackend(TrackingBackend):
     def __init__(self, uri: str, artifact_root: str, *, busy_timeout_ms: int = 30_000) -> None:
         self.artifact_root = artifact_root
         self.db = Database(uri, artifact_root, busy_timeout_ms=busy_timeout_ms)
+        self.logged_models = SqlLoggedModels(self.db)
 
     # experiments
     def create_experiment(
@@ -130,3 +141,60 @@ class SqlBackend(TrackingBackend):
 
     def close(self) -> None:
         self.db.dispose()
+
+
+class SqlLoggedModels:
+    """MLflow 3 logged models on the SQL store (served by the REST API; MLflow clients use them)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self,
+        experiment_id: str,
+        name: str | None,
+        source_run_id: str | None,
+        tags: Mapping[str, str],
+        params: Mapping[str, str],
+        model_type: str | None,
+    ) -> LoggedModel:
+        return self.db.write(
+            lambda s: logged_models.create_logged_model(
+                s, experiment_id, name, source_run_id, tags, params, model_type
+            )
+        )
+
+    def get(self, model_id: str) -> LoggedModel:
+        with self.db.read() as s:
+            return logged_models.get_logged_model(s, model_id)
+
+    def finalize(self, model_id: str, status: str) -> LoggedModel:
+        return self.db.write(lambda s: logged_models.finalize_logged_model(s, model_id, status))
+
+    def delete(self, model_id: str) -> None:
+        self.db.write(lambda s: logged_models.delete_logged_model(s, model_id))
+
+    def set_tags(self, model_id: str, tags: Mapping[str, str]) -> None:
+        self.db.write(lambda s: logged_models.set_logged_model_tags(s, model_id, tags))
+
+    def delete_tag(self, model_id: str, key: str) -> None:
+        self.db.write(lambda s: logged_models.delete_logged_model_tag(s, model_id, key))
+
+    def log_params(self, model_id: str, params: Mapping[str, str]) -> None:
+        self.db.write(lambda s: logged_models.log_logged_model_params(s, model_id, params))
+
+    def log_outputs(self, run_id: str, models: Sequence[tuple[str, int]]) -> None:
+        self.db.write(lambda s: logged_models.log_outputs(s, run_id, models))
+
+    def search(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None,
+        max_results: int | None,
+        order_by: Sequence[str] | None,
+        page_token: str | None,
+    ) -> PagedList[LoggedModel]:
+        with self.db.read() as s:
+            return logged_models.search_logged_models(
+                s, experiment_ids, filter_string, max_results, order_by, page_token
+            )

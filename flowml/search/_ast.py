@@ -38,6 +38,7 @@ class SearchKind(enum.Enum):
     EXPERIMENTS = "experiments"
     REGISTERED_MODELS = "registered_models"
     MODEL_VERSIONS = "model_versions"
+    LOGGED_MODELS = "logged_models"
 
 
 class Entity(enum.Enum):

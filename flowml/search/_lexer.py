@@ -59,7 +59,7 @@ def _read_quoted(text: str, start: int) -> tuple[str, int]:
     while True:
         j = text.find(quote, i)
         if j < 0:
-            raise syntax_error(text, f"unterminated quoted text {text[start:start + 20]!r}", start)
+            raise syntax_error(text, f"unterminated quoted text {text[start : start + 20]!r}", start)
         parts.append(text[i:j])
         if j + 1 < len(text) and text[j + 1] == quote:
             parts.append(quote)
@@ -96,7 +96,7 @@ def _read_ident(text: str, start: int) -> Token:
     else:
         match = _RAW_KEY.match(text, i)
         if match is None:
-            raise syntax_error(text, f"expected a key after {text[start:dot + 1]!r}", dot)
+            raise syntax_error(text, f"expected a key after {text[start : dot + 1]!r}", dot)
         key, i = match.group(), match.end()
     return Token(TokenType.IDENT, text[start:i], start, key, head, None)
 

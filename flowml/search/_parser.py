@@ -29,8 +29,10 @@ from flowml.search._schemas import AttrSpec, AttrType, Schema, schema_for
 __all__ = ["parse_filter", "parse_order_by"]
 
 _KEYWORDS = frozenset({"and", "or", "not", "in", "is", "null", "like", "ilike", "asc", "desc"})
-_OPS = {c.value: c for c in (Comparator.EQ, Comparator.NE, Comparator.LT, Comparator.LE,
-                             Comparator.GT, Comparator.GE)}
+_OPS = {
+    c.value: c
+    for c in (Comparator.EQ, Comparator.NE, Comparator.LT, Comparator.LE, Comparator.GT, Comparator.GE)
+}
 _INTEGER_TEXT = re.compile(r"\d+")
 
 
@@ -39,8 +41,11 @@ def _describe(tok: Token) -> str:
 
 
 def _is_word(tok: Token, word: str) -> bool:
-    return tok.type is TokenType.IDENT and tok.prefix is None and tok.quote is None and (
-        tok.text.lower() == word
+    return (
+        tok.type is TokenType.IDENT
+        and tok.prefix is None
+        and tok.quote is None
+        and (tok.text.lower() == word)
     )
 
 
@@ -73,8 +78,11 @@ class _Cursor:
         elif tok.type is TokenType.IDENT:
             name, prefix = str(tok.value), tok.prefix
             if prefix is None and tok.quote is None and name.lower() in _KEYWORDS:
-                what = "parentheses, OR and NOT are not supported" if name.lower() in (
-                    "or", "not") else "expected an identifier"
+                what = (
+                    "parentheses, OR and NOT are not supported"
+                    if name.lower() in ("or", "not")
+                    else "expected an identifier"
+                )
                 raise self.error(f"{what}: unexpected keyword {shown(tok.text)}", tok)
         elif tok.type is TokenType.LPAREN:
             raise self.error("parentheses are not supported: unexpected '('", tok)
@@ -121,8 +129,7 @@ class _Cursor:
             if op is None:
                 raise self.error(f"invalid comparator {shown(tok.text)}", tok)
             return op, tok
-        for word, comp in (("like", Comparator.LIKE), ("ilike", Comparator.ILIKE),
-                           ("in", Comparator.IN)):
+        for word, comp in (("like", Comparator.LIKE), ("ilike", Comparator.ILIKE), ("in", Comparator.IN)):
             if _is_word(tok, word):
                 return comp, tok
         if _is_word(tok, "not"):
@@ -246,8 +253,9 @@ def parse_filter(text: str | None, kind: SearchKind = SearchKind.RUNS) -> Filter
     return _Cursor(text, schema_for(kind)).filter()
 
 
-def parse_order_by(items: Sequence[str] | str | None,
-                   kind: SearchKind = SearchKind.RUNS) -> tuple[OrderBy, ...]:
+def parse_order_by(
+    items: Sequence[str] | str | None, kind: SearchKind = SearchKind.RUNS
+) -> tuple[OrderBy, ...]:
     """Parse ``order_by`` items (``"<identifier> [ASC|DESC]"``); a repeated key is an error."""
     if items is None:
         return ()

@@ -6,6 +6,8 @@
 * registered models: ``tags.`` and ``name``; order_by name, timestamp / last_updated_timestamp.
 * model versions: ``tags.`` and name, run_id, source_path, version_number; order_by name,
   version_number, creation_timestamp, last_updated_timestamp.
+* logged models (MLflow 3): ``tags.`` and name, model_id, source_run_id, status, model_type,
+  creation/last_updated timestamps.
 """
 
 from __future__ import annotations
@@ -136,12 +138,27 @@ MODEL_VERSIONS = Schema(
     },
     aliases={},
     entity_comparators={Entity.TAG: _STRING_OPS},
-    order_attributes=frozenset(
-        {"name", "version_number", "creation_timestamp", "last_updated_timestamp"}
-    ),
+    order_attributes=frozenset({"name", "version_number", "creation_timestamp", "last_updated_timestamp"}),
 )
 
-_SCHEMAS = {s.kind: s for s in (RUNS, EXPERIMENTS, REGISTERED_MODELS, MODEL_VERSIONS)}
+LOGGED_MODELS = Schema(
+    kind=SearchKind.LOGGED_MODELS,
+    prefixes=_REGISTRY_PREFIXES,
+    attributes={
+        "name": AttrSpec(AttrType.STRING, _STRING_OPS | _LIST_OPS),
+        "model_id": AttrSpec(AttrType.STRING, _STRING_OPS | _LIST_OPS),
+        "source_run_id": AttrSpec(AttrType.STRING, _STRING_OPS | _LIST_OPS),
+        "status": AttrSpec(AttrType.STRING, _STRING_OPS | _LIST_OPS),
+        "model_type": AttrSpec(AttrType.STRING, _STRING_OPS),
+        "creation_timestamp": AttrSpec(AttrType.INTEGER, _NUMERIC_OPS),
+        "last_updated_timestamp": AttrSpec(AttrType.INTEGER, _NUMERIC_OPS),
+    },
+    aliases={"creation_time": "creation_timestamp", "last_updated_time": "last_updated_timestamp"},
+    entity_comparators={Entity.TAG: _STRING_OPS},
+    order_attributes=frozenset({"name", "creation_timestamp", "last_updated_timestamp"}),
+)
+
+_SCHEMAS = {s.kind: s for s in (RUNS, EXPERIMENTS, REGISTERED_MODELS, MODEL_VERSIONS, LOGGED_MODELS)}
 
 
 def schema_for(kind: SearchKind) -> Schema:

@@ -34,7 +34,7 @@ __all__ = ["HEAD_REVISION", "Database", "normalize_db_uri"]
 logger = logging.getLogger(__name__)
 
 #: The newest Alembic revision in ``store/migrations/versions``; a test keeps it in step.
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0002_registry"
 
 T = TypeVar("T")
 

@@ -21,13 +21,32 @@ Experiments work the same way over ``experiments`` / ``experiment_tags``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, case, exists, func, select, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Double,
+    Select,
+    Table,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal_column,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy import cast as cast_
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Join
 
 from flowml.entities import LifecycleStage, ViewType
 from flowml.exceptions import InvalidParameterValue
@@ -55,6 +74,7 @@ __all__ = [
     "EXPERIMENTS_MAX_RESULTS_THRESHOLD",
     "SEARCH_MAX_RESULTS_DEFAULT",
     "SEARCH_MAX_RESULTS_THRESHOLD",
+    "run_search_statement",
     "search_experiment_ids",
     "search_run_ids",
 ]
@@ -69,6 +89,9 @@ _NUMERIC_RUN_ATTRIBUTES = frozenset({"start_time", "end_time"})
 _START_TIME = Key(Entity.ATTRIBUTE, "start_time")
 _RUN_ID = Key(Entity.ATTRIBUTE, "run_id")
 _EXPERIMENT_ID = Key(Entity.ATTRIBUTE, "experiment_id")
+_KV_TABLES = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params", Entity.TAG: "run_tags"}
+# Ranks of a metric sort key: real values first (either direction), then NaN, then a missing key.
+_REAL, _NAN, _MISSING = 0, 1, 2
 _DEFAULT_EXPERIMENT_ORDER = (
     OrderBy(Key(Entity.ATTRIBUTE, "creation_time"), ascending=False),
     OrderBy(_EXPERIMENT_ID, ascending=True),
@@ -87,6 +110,12 @@ _BINARY_OPERATORS: dict[Comparator, Callable[[Any, Any], Any]] = {
 
 def _table(name: str) -> Table:
     return metadata.tables[name]
+
+
+@functools.lru_cache(maxsize=256)
+def _alias(table: str, name: str) -> Any:
+    """A named alias of ``table``, built once (its column collection costs ~0.1 ms to build)."""
+    return _table(table).alias(name)
 
 
 def _view_stages(view_type: ViewType | int) -> tuple[str, ...]:
@@ -165,12 +194,16 @@ def _run_condition(ops: StringOps, clause: Comparison) -> ColumnElement[bool]:
     if key.entity is Entity.ATTRIBUTE:
         text = key.name not in _NUMERIC_RUN_ATTRIBUTES
         return _compare(ops, runs.c[key.name], clause.comparator, clause.value, text=text)
-    table = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params", Entity.TAG: "run_tags"}
-    return _key_value_exists(ops, _table(table[key.entity]), runs.c.run_id, "run_id", clause)
+    return _key_value_exists(ops, _table(_KV_TABLES[key.entity]), runs.c.run_id, "run_id", clause)
 
 
-def _run_sort(ops: StringOps, orders: Sequence[OrderBy]) -> tuple[list[SortPart], Any]:
-    """Sort parts for ``orders`` + the default tie-breaks, and the FROM clause with its joins."""
+def _run_sort(
+    ops: StringOps, orders: Sequence[OrderBy], *, base: Any = None, offset: int = 0
+) -> tuple[list[SortPart], Any]:
+    """Sort parts for ``orders`` + the default tie-breaks, and the FROM clause with its joins.
+
+    ``base`` is the FROM clause to extend (``runs`` by default); ``offset`` numbers the join aliases.
+    """
     runs = _table("runs")
     keys = {o.key for o in orders}
     full = list(orders)
@@ -179,8 +212,8 @@ def _run_sort(ops: StringOps, orders: Sequence[OrderBy]) -> tuple[list[SortPart]
     if _RUN_ID not in keys:
         full.append(OrderBy(_RUN_ID, ascending=True))
     parts: list[SortPart] = []
-    from_: Any = runs
-    for i, order in enumerate(full):
+    from_: Any = runs if base is None else base
+    for i, order in enumerate(full, start=offset):
         key, asc = order.key, order.ascending
         if key.entity is Entity.ATTRIBUTE:
             col = runs.c[key.name]
@@ -192,11 +225,10 @@ def _run_sort(ops: StringOps, orders: Sequence[OrderBy]) -> tuple[list[SortPart]
             else:
                 parts.append(SortPart(ops.text(col), asc, "str"))
             continue
-        table = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params", Entity.TAG: "run_tags"}
-        joined = _table(table[key.entity]).alias(f"sort_{i}")
+        joined = _alias(_KV_TABLES[key.entity], f"sort_{i}")
         from_ = from_.outerjoin(joined, and_(joined.c.run_id == runs.c.run_id, joined.c.key == key.name))
         if key.entity is Entity.METRIC:
-            rank = case((joined.c.run_id.is_(None), 2), (joined.c.is_nan == true(), 1), else_=0)
+            rank = case((joined.c.run_id.is_(None), _MISSING), (joined.c.is_nan == true(), _NAN), else_=_REAL)
             parts.append(SortPart(rank, True, "int"))
             parts.append(SortPart(func.coalesce(joined.c.value, 0.0), asc, "float"))
         else:
@@ -215,11 +247,51 @@ def search_run_ids(
     page_token: str | None,
 ) -> tuple[list[str], str | None]:
     """One page of run ids matching ``filter_string``, in ``order_by`` order, and the next token."""
+    search = _build_run_search(
+        session.get_bind().dialect.name,
+        experiment_ids,
+        filter_string,
+        view_type,
+        max_results,
+        order_by,
+        page_token,
+    )
+    if search is None:
+        return [], None
+    stmt, fingerprint, parts = search
+    return _page(session, stmt, fingerprint, parts, max_results)
+
+
+def run_search_statement(
+    dialect: str,
+    experiment_ids: Sequence[int],
+    filter_string: str | None,
+    view_type: ViewType,
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None = None,
+) -> Select[Any] | None:
+    """The one SQL statement :func:`search_run_ids` runs for this page (for EXPLAIN and tests)."""
+    search = _build_run_search(
+        dialect, experiment_ids, filter_string, view_type, max_results, order_by, page_token
+    )
+    return None if search is None else search[0]
+
+
+def _build_run_search(
+    dialect: str,
+    experiment_ids: Sequence[int],
+    filter_string: str | None,
+    view_type: ViewType,
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
+) -> tuple[Select[Any], str, list[SortPart]] | None:
     _check_max_results(max_results, SEARCH_MAX_RESULTS_THRESHOLD)
     parsed = parse_filter(filter_string, SearchKind.RUNS)
     orders = parse_order_by(order_by, SearchKind.RUNS)
     stages = _view_stages(view_type)
-    ops = StringOps(session.get_bind().dialect.name)
+    ops = StringOps(dialect)
     parts, from_ = _run_sort(ops, orders)
     exp_ids = _experiment_ids(experiment_ids)
     fingerprint = query_fingerprint(
@@ -227,17 +299,150 @@ def search_run_ids(
     )
     cursor = decode_page_token(page_token, fingerprint, parts) if page_token else None
     if not exp_ids:
-        return [], None
+        return None
     runs = _table("runs")
     conditions: list[ColumnElement[bool]] = [
         runs.c.experiment_id.in_(exp_ids),
         runs.c.lifecycle_stage.in_(stages),
     ]
     conditions += [_run_condition(ops, clause) for clause in parsed.clauses]
+    if orders and orders[0].key.entity is Entity.METRIC:
+        stmt = _metric_first_page_query(ops, orders, conditions, cursor, max_results)
+        return stmt, fingerprint, parts
     if cursor is not None:
         conditions.append(after_cursor(parts, cursor))
-    stmt = _page_query(runs.c.run_id, from_, conditions, parts, max_results)
-    return _page(session, stmt, fingerprint, parts, max_results)
+    return _page_query(runs.c.run_id, from_, conditions, parts, max_results), fingerprint, parts
+
+
+def _metric_first_page_query(
+    ops: StringOps,
+    orders: Sequence[OrderBy],
+    conditions: list[ColumnElement[bool]],
+    cursor: Sequence[Any] | None,
+    max_results: int,
+) -> Select[Any]:
+    """A page ordered first by a metric, read in index order instead of sorting every run.
+
+    The metric's sort key is (rank, value, rest...), and each rank is one segment with its own
+    ``ORDER BY ... LIMIT``:
+
+    * real values: ``latest_metrics`` rows of the key in ``ix_latest_metrics_key_value`` order
+      (so the top-N is read, not sorted), joined back to ``runs`` for the run conditions;
+    * NaN values: the same index at ``value = 0`` (how NaN is stored) with ``is_nan``;
+    * missing key: ``runs`` in ``ix_runs_experiment_start`` order with ``NOT EXISTS`` the key.
+
+    The segments are ``UNION ALL``-ed under one ``ORDER BY ... LIMIT``. A later segment's LIMIT
+    is what the earlier ones left of the page (each earlier segment is a materialised CTE and
+    the LIMIT subtracts their row counts); both SQLite and PostgreSQL skip a scan whose LIMIT is
+    0 before reading a row, so a page that the real values fill never scans for NaN or missing
+    keys. (A constant ``WHERE`` guard would not do: SQLite re-tests it per row of the scan.)
+    Segments wholly before the page token's rank are left out.
+    """
+    runs = _table("runs")
+    first = orders[0]
+    name, asc = first.key.name, first.ascending
+    limit = max_results + 1
+    metrics = _table("latest_metrics")
+    start_rank = _REAL if cursor is None else int(cursor[0])
+
+    def rest_of(base: Any) -> tuple[list[SortPart], Any]:
+        return _run_sort(ops, orders[1:], base=base, offset=1)
+
+    def arm(
+        rank: int,
+        from_: Any,
+        value: ColumnElement[Any],
+        where: list[ColumnElement[bool]],
+        value_order: SortPart | None,
+        rest: list[SortPart],
+    ) -> Select[Any]:
+        where = [*conditions, *where]
+        if cursor is not None and rank == start_rank:
+            if value_order is not None:
+                where.append(after_cursor([value_order, *rest], cursor[1:]))
+            else:  # within the NaN / missing segment the value part is a constant
+                where.append(after_cursor(rest, cursor[2:]))
+        ordering = [p.order() for p in ([value_order] if value_order else []) + rest]
+        columns = [
+            runs.c.run_id,
+            literal_column(str(rank), BigInteger).label("sort_key_0"),
+            value.label("sort_key_1"),
+            *(p.expr.label(f"sort_key_{i}") for i, p in enumerate(rest, start=2)),
+        ]
+        return (
+            select(*columns).select_from(from_).where(and_(true(), *where)).order_by(*ordering).limit(limit)
+        )
+
+    arms: list[Select[Any]] = []
+    zero = cast_(literal_column("0.0"), Double)
+    if start_rank <= _REAL:
+        lm = _alias("latest_metrics", "sort_0")
+        rest, from_ = rest_of(lm.join(runs, runs.c.run_id == lm.c.run_id))
+        arms.append(
+            arm(
+                _REAL,
+                from_,
+                lm.c.value,
+                [lm.c.key == name, lm.c.is_nan == false()],
+                SortPart(lm.c.value, asc, "float"),
+                rest,
+            )
+        )
+    if start_rank <= _NAN:
+        lm = _alias("latest_metrics", "sort_0")
+        rest, from_ = rest_of(_DrivingJoin(lm, runs, runs.c.run_id == lm.c.run_id))
+        nan_rows = [lm.c.key == name, lm.c.value == 0.0, lm.c.is_nan == true()]
+        arms.append(arm(_NAN, from_, zero, nan_rows, None, rest))
+    lm = _alias("latest_metrics", "has_0")
+    rest, from_ = rest_of(None)
+    missing = ~exists().where(lm.c.run_id == runs.c.run_id, lm.c.key == name)
+    arms.append(arm(_MISSING, from_, zero, [missing], None, rest))
+
+    if len(arms) == 1:
+        return arms[0]
+    n_parts = 2 + len(rest)
+    kinds = ["int", "float", *(p.kind for p in rest)]
+    ascending = [True, asc, *(p.ascending for p in rest)]
+    earlier: list[Any] = []
+    selects: list[Select[Any]] = []
+    for k, segment in enumerate(arms):
+        if earlier:
+            # What is left of the page; LIMIT 0 skips the scan on SQLite and PostgreSQL alike.
+            counts = [select(func.count()).select_from(c).scalar_subquery() for c in earlier]
+            segment = segment.limit(literal_column(str(limit)) - sum(counts[1:], counts[0]))
+        if k < len(arms) - 1:
+            cte = segment.cte(f"segment_{k}").prefix_with("MATERIALIZED")
+            earlier.append(cte)
+            selects.append(select(*cte.c))
+        else:
+            sub = segment.subquery(f"segment_{k}")
+            selects.append(select(*sub.c))
+    page = union_all(*selects).subquery("page")
+    ordering = []
+    for i in range(n_parts):
+        col: ColumnElement[Any] = page.c[f"sort_key_{i}"]
+        if kinds[i] == "str":
+            col = ops.text(col)
+        ordering.append(col.asc() if ascending[i] else col.desc())
+    return select(*page.c).order_by(*ordering).limit(limit)
+
+
+class _DrivingJoin(Join):
+    """An inner join whose left side drives the loop: ``CROSS JOIN ... ON`` on SQLite.
+
+    SQLite never reorders the tables of a ``CROSS JOIN``; without it, lacking statistics, it
+    prefers scanning ``runs`` in ``start_time`` order (to skip a sort) and probing each run for a
+    NaN metric, which reads every run instead of the few NaN index entries.
+    """
+
+    inherit_cache = True
+
+
+@compiles(_DrivingJoin, "sqlite")
+def _compile_driving_join(element: _DrivingJoin, compiler: Any, **kw: Any) -> str:
+    rendered = str(compiler.visit_join(element, **kw))
+    head, sep, tail = rendered.partition(" JOIN ")  # the left side is a plain (aliased) table
+    return f"{head} CROSS JOIN {tail}" if sep else rendered
 
 
 def _page_query(

@@ -27,8 +27,12 @@ __all__ = [
     "ExperimentRow",
     "ExperimentTagRow",
     "LatestMetricRow",
+    "LoggedModelParamRow",
+    "LoggedModelRow",
+    "LoggedModelTagRow",
     "MetricRow",
     "ParamRow",
+    "RunOutputRow",
     "RunRow",
     "RunTagRow",
     "metadata",
@@ -162,3 +166,59 @@ class ArtifactFileRow(SQLModel, table=True):
     file_size: int = Field(sa_column=Column(BigInteger, nullable=False))
     sha256: str = Field(sa_column=Column(String(64), nullable=False))
     logged_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LoggedModelRow(SQLModel, table=True):
+    """An MLflow 3 logged model (what ``log_model`` creates before uploading its files)."""
+
+    __tablename__ = "logged_models"
+    __table_args__ = (Index("ix_logged_models_experiment_name", "experiment_id", "name"),)
+
+    model_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    experiment_id: int = Field(
+        sa_column=Column("experiment_id", ForeignKey("experiments.experiment_id"), nullable=False)
+    )
+    name: str = Field(sa_column=Column(String(500), nullable=False))
+    artifact_location: str = Field(sa_column=Column(String(2048), nullable=False))
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    status_message: str | None = Field(default=None, sa_column=Column(Text))
+    model_type: str | None = Field(default=None, sa_column=Column(String(500)))
+    source_run_id: str | None = Field(default=None, sa_column=Column(String(32)))
+    creation_timestamp_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_updated_timestamp_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    lifecycle_stage: str = Field(default="active", sa_column=Column(String(32), nullable=False))
+
+
+def _model_fk() -> Column[str]:
+    return Column(
+        "model_id", String(64), ForeignKey("logged_models.model_id", ondelete=_CASCADE), nullable=False
+    )
+
+
+class LoggedModelTagRow(SQLModel, table=True):
+    __tablename__ = "logged_model_tags"
+    __table_args__ = (PrimaryKeyConstraint("model_id", "key", name="pk_logged_model_tags"),)
+
+    model_id: str = Field(sa_column=_model_fk())
+    key: str = Field(sa_column=Column(String(250), nullable=False))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class LoggedModelParamRow(SQLModel, table=True):
+    __tablename__ = "logged_model_params"
+    __table_args__ = (PrimaryKeyConstraint("model_id", "key", name="pk_logged_model_params"),)
+
+    model_id: str = Field(sa_column=_model_fk())
+    key: str = Field(sa_column=Column(String(250), nullable=False))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class RunOutputRow(SQLModel, table=True):
+    """A logged model produced by a run (MLflow 3's run outputs)."""
+
+    __tablename__ = "run_outputs"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "model_id", name="pk_run_outputs"),)
+
+    run_id: str = Field(sa_column=_run_fk())
+    model_id: str = Field(sa_column=_model_fk())
+    step: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -114,8 +114,52 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_run_tags"),
     )
 
+    op.create_table(
+        "logged_models",
+        sa.Column("model_id", sa.String(length=64), nullable=False),
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=500), nullable=False),
+        sa.Column("artifact_location", sa.String(length=2048), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("status_message", sa.Text(), nullable=True),
+        sa.Column("model_type", sa.String(length=500), nullable=True),
+        sa.Column("source_run_id", sa.String(length=32), nullable=True),
+        sa.Column("creation_timestamp_ms", sa.BigInteger(), nullable=False),
+        sa.Column("last_updated_timestamp_ms", sa.BigInteger(), nullable=False),
+        sa.Column("lifecycle_stage", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.experiment_id"]),
+        sa.PrimaryKeyConstraint("model_id"),
+    )
+    op.create_index("ix_logged_models_experiment_name", "logged_models", ["experiment_id", "name"])
+    for table, pk in (
+        ("logged_model_tags", "pk_logged_model_tags"),
+        ("logged_model_params", "pk_logged_model_params"),
+    ):
+        op.create_table(
+            table,
+            sa.Column("model_id", sa.String(length=64), nullable=False),
+            sa.Column("key", sa.String(length=250), nullable=False),
+            sa.Column("value", sa.Text(), nullable=False),
+            sa.ForeignKeyConstraint(["model_id"], ["logged_models.model_id"], ondelete="CASCADE"),
+            sa.PrimaryKeyConstraint("model_id", "key", name=pk),
+        )
+    op.create_table(
+        "run_outputs",
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("model_id", sa.String(length=64), nullable=False),
+        sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["model_id"], ["logged_models.model_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("run_id", "model_id", name="pk_run_outputs"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("run_outputs")
+    op.drop_table("logged_model_params")
+    op.drop_table("logged_model_tags")
+    op.drop_index("ix_logged_models_experiment_name", table_name="logged_models")
+    op.drop_table("logged_models")
 
     op.drop_table("run_tags")
     op.drop_index("ix_params_key_value", table_name="params")

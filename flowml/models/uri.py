@@ -1,0 +1,213 @@
+"""Model URIs → a local model directory (plus the checksums the run recorded, when there is a run).
+
+Supported (MLflow's forms):
+
+- ``runs:/<run_id>/<path>`` — downloaded through :class:`~flowml.client.FlowmlClient`; the run's
+  recorded artifact checksums are returned for the integrity check.
+- ``models:/<name>/<version>``, ``models:/<name>/<stage>``, ``models:/<name>/latest``,
+  ``models:/<name>@<alias>`` — parsed here and resolved by :func:`resolve_registry_uri`, the one seam
+  the registry fills in (it calls ``client.get_model_version_download_uri``-shaped methods when the
+  client has them; until then a clear ``RESOURCE_DOES_NOT_EXIST`` error).
+- plain paths and ``file://`` URIs (used in place), ``s3://…`` (downloaded with boto3), and
+  ``mlflow-artifacts:/…`` (through the tracking server's artifact proxy, or the local artifact root
+  when the tracking store is embedded).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import tempfile
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+
+__all__ = ["RegistryRef", "ResolvedModel", "parse_registry_uri", "resolve_model_uri", "resolve_registry_uri"]
+
+_REGISTRY_UNAVAILABLE = "the model registry is not available yet"
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    name: str
+    version: str | None = None
+    stage: str | None = None
+    alias: str | None = None
+    latest: bool = False
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model directory on local disk and what is known about where it came from."""
+
+    local_path: str
+    source_uri: str
+    run_id: str | None = None
+    artifact_path: str | None = None
+    run_checksums: dict[str, tuple[int, str]] | None = None
+
+
+def parse_registry_uri(uri: str) -> RegistryRef:
+    """``models:/name/3``, ``models:/name/Production``, ``models:/name/latest``, ``models:/name@alias``."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme != "models" or parsed.netloc:
+        raise InvalidParameterValue(
+            f"Not a valid models:/ URI: {uri!r}. Expected models:/<name>/<version>, "
+            "models:/<name>/<stage> or models:/<name>@<alias>"
+        )
+    path = parsed.path.lstrip("/")
+    if "@" in path and "/" not in path:
+        name, alias = path.split("@", 1)
+        if name and alias:
+            return RegistryRef(name, alias=alias)
+    parts = path.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise InvalidParameterValue(
+            f"Not a valid models:/ URI: {uri!r}. Expected models:/<name>/<version>, "
+            "models:/<name>/<stage> or models:/<name>@<alias>"
+        )
+    name, suffix = parts
+    if suffix.isdigit():
+        return RegistryRef(name, version=suffix)
+    if suffix.lower() == "latest":
+        return RegistryRef(name, latest=True)
+    return RegistryRef(name, stage=suffix)
+
+
+def resolve_registry_uri(uri: str, client: Any = None) -> str:
+    """The storage URI a ``models:/`` URI points at (the seam the registry fills in)."""
+    ref = parse_registry_uri(uri)
+    if client is None:
+        from flowml.client import FlowmlClient
+
+        client = FlowmlClient()
+    download_uri = getattr(client, "get_model_version_download_uri", None)
+    if download_uri is None:
+        raise ResourceDoesNotExist(f"Cannot resolve {uri!r}: {_REGISTRY_UNAVAILABLE}.")
+    version = ref.version
+    if ref.alias is not None:
+        version = str(client.get_model_version_by_alias(ref.name, ref.alias).version)
+    elif ref.latest or ref.stage is not None:
+        stages = None if ref.latest else [ref.stage]
+        versions = client.get_latest_versions(ref.name, stages)
+        if not versions:
+            what = "any version" if ref.latest else f"a version in stage {ref.stage!r}"
+            raise ResourceDoesNotExist(f"Registered model {ref.name!r} has no {what} ({uri!r})")
+        version = str(max(versions, key=lambda v: int(v.version)).version)
+    return str(download_uri(ref.name, version))
+
+
+def _parse_runs_uri(uri: str) -> tuple[str, str]:
+    rest = uri[len("runs:/") :].lstrip("/")
+    run_id, _, path = rest.partition("/")
+    path = path.strip("/")
+    if not run_id or not path:
+        raise InvalidParameterValue(
+            f"Not a valid runs:/ URI: {uri!r}. Expected runs:/<run_id>/<artifact_path>"
+        )
+    return run_id, path
+
+
+def _dst(dst_path: str | None) -> str:
+    return dst_path if dst_path is not None else tempfile.mkdtemp(prefix="flowml-model-")
+
+
+def _from_run(uri: str, dst_path: str | None) -> ResolvedModel:
+    from flowml.client import FlowmlClient
+
+    run_id, path = _parse_runs_uri(uri)
+    client = FlowmlClient()
+    local = client.download_artifacts(run_id, path, _dst(dst_path))
+    prefix = path + "/"
+    recorded = {
+        rel[len(prefix) :]: (int(size), str(sha))
+        for rel, (size, sha) in client.get_artifact_checksums(run_id).items()
+        if rel.startswith(prefix)
+    }
+    return ResolvedModel(local, uri, run_id, path, recorded or None)
+
+
+def _download_via_proxy(base: str, path: str, dst: str) -> str:
+    """Download ``path`` (a dir) through an MLflow artifact proxy at ``base`` into ``dst``."""
+    import httpx
+
+    from flowml.artifacts.base import normalize_artifact_path
+
+    root = normalize_artifact_path(path, allow_root=False)
+    url = base.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts"
+    target_root = os.path.join(dst, posixpath.basename(root))
+    with httpx.Client(timeout=60.0) as http:
+        pending = [root]
+        while pending:
+            current = pending.pop()
+            resp = http.get(url, params={"path": current})
+            resp.raise_for_status()
+            for f in resp.json().get("files", []):
+                child = normalize_artifact_path(posixpath.join(current, f["path"]), allow_root=False)
+                if f.get("is_dir"):
+                    pending.append(child)
+                    continue
+                local = os.path.join(target_root, *posixpath.relpath(child, root).split("/"))
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                with (
+                    http.stream("GET", f"{url}/{urllib.parse.quote(child)}") as stream,
+                    open(local, "wb") as fh,
+                ):
+                    stream.raise_for_status()
+                    for chunk in stream.iter_bytes():
+                        fh.write(chunk)
+    return target_root
+
+
+def _from_storage(uri: str, dst_path: str | None) -> str:
+    from flowml.artifacts import get_artifact_repository
+    from flowml.settings import get_settings
+
+    settings = get_settings()
+    if uri.startswith("mlflow-artifacts:"):
+        parsed = urllib.parse.urlparse(uri)
+        path = parsed.path.lstrip("/")
+        tracking = settings.tracking_uri
+        if parsed.netloc:
+            tracking = f"http://{parsed.netloc}"
+        if tracking.startswith(("http://", "https://")):
+            return _download_via_proxy(tracking, path, _dst(dst_path))
+        uri = settings.artifact_root.rstrip("/") + "/" + path
+    parent, _, leaf = uri.rstrip("/").rpartition("/")
+    if not leaf or not parent or parent.endswith(":/") or parent.endswith(":"):
+        raise InvalidParameterValue(f"Model URI {uri!r} must name a model directory below a bucket or root")
+    repo = get_artifact_repository(parent, s3_endpoint_url=settings.s3_endpoint_url)
+    return repo.download_artifacts(leaf, _dst(dst_path))
+
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = None) -> ResolvedModel:
+    """Make the model at ``model_uri`` available locally; local paths are used in place."""
+    uri = os.fspath(model_uri)
+    if not uri:
+        raise InvalidParameterValue("model_uri must be a non-empty string")
+    match = _SCHEME_RE.match(uri)
+    scheme = match.group(1).lower() if match and len(match.group(1)) > 1 else ""
+    if scheme == "runs":
+        return _from_run(uri, dst_path)
+    if scheme == "models":
+        resolved = resolve_registry_uri(uri)
+        inner = resolve_model_uri(resolved, dst_path)
+        return ResolvedModel(inner.local_path, uri, inner.run_id, inner.artifact_path, inner.run_checksums)
+    if scheme in ("", "file"):
+        from flowml.artifacts.local import local_path_from_uri
+
+        local = os.path.abspath(local_path_from_uri(uri))
+        if not os.path.exists(local):
+            raise ResourceDoesNotExist(f"No model found at {uri!r}")
+        return ResolvedModel(local, uri)
+    if scheme in ("s3", "mlflow-artifacts"):
+        return ResolvedModel(_from_storage(uri, dst_path), uri)
+    raise InvalidParameterValue(
+        f"Unsupported model URI {uri!r}: use runs:/, models:/, s3://, mlflow-artifacts:/, file:// or a path"
+    )

@@ -1,0 +1,69 @@
+"""``create_app(settings)``: the FastAPI application behind ``flowml server``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from flowml.artifacts import get_artifact_repository
+from flowml.client.local import SqlBackend
+from flowml.server.errors import install_error_handlers
+from flowml.server.middleware import GuardMiddleware
+from flowml.server.routes import artifacts, experiments, flowml_api, logged_models, meta, runs
+from flowml.server.settings import ServerSettings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """Build the app; the store is opened (and checked) on the first request, not here."""
+    settings = settings or ServerSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.backend.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="flowml",
+        version=__import__("flowml").__version__,
+        summary="MLflow-compatible tracking, registry and artifact API",
+    )
+    artifact_root = "mlflow-artifacts:" if settings.serve_artifacts else settings.artifacts_destination
+    app.state.settings = settings
+    app.state.backend = SqlBackend(
+        settings.backend_store_uri, artifact_root, busy_timeout_ms=settings.busy_timeout_ms
+    )
+    app.state.artifacts = get_artifact_repository(
+        settings.artifacts_destination, s3_endpoint_url=settings.s3_endpoint_url
+    )
+    install_error_handlers(app)
+    app.include_router(meta.router)
+    for i, prefix in enumerate(MLFLOW_PREFIXES):
+        show = i == 0
+        app.include_router(experiments.router, prefix=prefix, include_in_schema=show)
+        app.include_router(runs.router, prefix=prefix, include_in_schema=show)
+        app.include_router(artifacts.router, prefix=prefix, include_in_schema=show)
+        app.include_router(logged_models.router, prefix=prefix, include_in_schema=show)
+    if settings.serve_artifacts:
+        app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
+    app.include_router(flowml_api.router, prefix="/api/flowml")
+    app.add_middleware(GuardMiddleware, allowed_hosts=settings.allowed_hosts)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory used by ``flowml server`` (settings arrive as JSON in the environment)."""
+    import os
+
+    raw = os.environ.get("FLOWML_SERVER_SETTINGS_JSON")
+    return create_app(ServerSettings.model_validate_json(raw) if raw else None)

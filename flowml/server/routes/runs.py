@@ -1,0 +1,145 @@
+"""MLflow REST 2.0: runs, params, metrics, tags, search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from flowml.entities import Metric, Param, RunTag
+from flowml.exceptions import InvalidParameterValue
+from flowml.server.deps import BackendDep
+from flowml.server.schemas import (
+    CreateRun,
+    DeleteTag,
+    LogBatch,
+    LogMetric,
+    LogParam,
+    RunIdBody,
+    SearchRuns,
+    SetTag,
+    UpdateRun,
+    parse_view_type,
+)
+from flowml.server.wire import metric_json, parse_double, run_info_json, run_json
+
+router = APIRouter(tags=["runs"])
+
+_MAX_RUNS = 50_000
+
+
+def _run_id(run_id: str | None, run_uuid: str | None) -> str:
+    rid = run_id or run_uuid
+    if not rid:
+        raise InvalidParameterValue("Missing value for required parameter 'run_id'.")
+    return rid
+
+
+@router.post("/runs/create")
+def create_run(body: CreateRun, backend: BackendDep) -> dict[str, Any]:
+    tags = {t.key: t.value for t in body.tags}
+    user = body.user_id or tags.get("mlflow.user", "")
+    run = backend.create_run(body.experiment_id or "0", user, body.start_time, tags, body.run_name)
+    return {"run": run_json(run)}
+
+
+@router.get("/runs/get")
+def get_run(backend: BackendDep, run_id: str | None = None, run_uuid: str | None = None) -> dict[str, Any]:
+    return {"run": run_json(backend.get_run(_run_id(run_id, run_uuid)))}
+
+
+@router.post("/runs/update")
+def update_run(body: UpdateRun, backend: BackendDep) -> dict[str, Any]:
+    info = backend.update_run_info(body.rid(), body.status, body.end_time, body.run_name)
+    return {"run_info": run_info_json(info)}
+
+
+@router.post("/runs/delete")
+def delete_run(body: RunIdBody, backend: BackendDep) -> dict[str, Any]:
+    backend.delete_run(body.rid())
+    return {}
+
+
+@router.post("/runs/restore")
+def restore_run(body: RunIdBody, backend: BackendDep) -> dict[str, Any]:
+    backend.restore_run(body.rid())
+    return {}
+
+
+@router.post("/runs/log-metric")
+def log_metric(body: LogMetric, backend: BackendDep) -> dict[str, Any]:
+    metric = Metric(body.key, parse_double(body.value), body.timestamp, body.step)
+    backend.log_batch(body.rid(), [metric], [], [])
+    return {}
+
+
+@router.post("/runs/log-parameter")
+def log_param(body: LogParam, backend: BackendDep) -> dict[str, Any]:
+    backend.log_batch(body.rid(), [], [Param(body.key, str(body.value))], [])
+    return {}
+
+
+@router.post("/runs/set-tag")
+def set_tag(body: SetTag, backend: BackendDep) -> dict[str, Any]:
+    backend.log_batch(body.rid(), [], [], [RunTag(body.key, str(body.value))])
+    return {}
+
+
+@router.post("/runs/delete-tag")
+def delete_tag(body: DeleteTag, backend: BackendDep) -> dict[str, Any]:
+    backend.delete_tag(body.rid(), body.key)
+    return {}
+
+
+@router.post("/runs/log-batch")
+def log_batch(body: LogBatch, backend: BackendDep) -> dict[str, Any]:
+    metrics = [Metric(m.key, parse_double(m.value, m.key), m.timestamp, m.step) for m in body.metrics]
+    params = [Param(p.key, p.value) for p in body.params]
+    tags = [RunTag(t.key, t.value) for t in body.tags]
+    backend.log_batch(body.rid(), metrics, params, tags)
+    return {}
+
+
+@router.post("/runs/log-inputs")
+def log_inputs(body: RunIdBody, backend: BackendDep) -> dict[str, Any]:
+    backend.get_run(body.rid())  # datasets are not tracked yet; accept and ignore, as a no-op
+    return {}
+
+
+@router.post("/runs/search")
+def search_runs(body: SearchRuns, backend: BackendDep) -> dict[str, Any]:
+    if not 1 <= body.max_results <= _MAX_RUNS:
+        raise InvalidParameterValue(
+            f"Invalid value {body.max_results} for parameter 'max_results' supplied. It must be "
+            f"between 1 and {_MAX_RUNS}."
+        )
+    page = backend.search_runs(
+        body.experiment_ids,
+        body.filter or None,
+        parse_view_type(body.run_view_type),
+        body.max_results,
+        body.order_by,
+        body.page_token,
+    )
+    out: dict[str, Any] = {"runs": [run_json(r) for r in page]}
+    if page.token:
+        out["next_page_token"] = page.token
+    return out
+
+
+@router.get("/metrics/get-history")
+def get_metric_history(
+    backend: BackendDep,
+    metric_key: str = Query(min_length=1),
+    run_id: str | None = None,
+    run_uuid: str | None = None,
+    max_results: int | None = Query(default=None, ge=1, le=25_000),
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    rid = _run_id(run_id, run_uuid)
+    # Unbounded history requests are capped per page (MLflow's OOM #23702); clients page on.
+    page = backend.get_metric_history(rid, metric_key, max_results or 25_000, page_token)
+    out: dict[str, Any] = {"metrics": [metric_json(m) for m in page]}
+    if page.token:
+        out["next_page_token"] = page.token
+    return out

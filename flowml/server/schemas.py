@@ -1,0 +1,153 @@
+"""Request bodies of MLflow's REST API 2.0 (field names as in MLflow's protos)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowml.entities import ViewType
+from flowml.exceptions import InvalidParameterValue
+
+__all__ = [
+    "CreateExperiment",
+    "CreateRun",
+    "DeleteTag",
+    "ExperimentId",
+    "ExperimentTag",
+    "KeyValue",
+    "LogBatch",
+    "LogMetric",
+    "LogParam",
+    "RunIdBody",
+    "SearchExperiments",
+    "SearchRuns",
+    "SetTag",
+    "UpdateExperiment",
+    "UpdateRun",
+    "parse_view_type",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+def parse_view_type(value: Any) -> ViewType:
+    if value is None or value == "":
+        return ViewType.ACTIVE_ONLY
+    try:
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            return ViewType(int(value))
+        return ViewType[str(value).upper()]
+    except (KeyError, ValueError) as exc:
+        raise InvalidParameterValue(f"Invalid view type {value!r}") from exc
+
+
+class KeyValue(_Body):
+    key: str
+    value: str
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _stringify(cls, v: Any) -> Any:
+        return "" if v is None else str(v) if not isinstance(v, str) else v
+
+
+class CreateExperiment(_Body):
+    name: str = Field(min_length=1)
+    artifact_location: str | None = None
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class ExperimentId(_Body):
+    experiment_id: str = Field(min_length=1)
+
+
+class UpdateExperiment(ExperimentId):
+    new_name: str | None = None
+
+
+class ExperimentTag(ExperimentId):
+    key: str
+    value: str = ""
+
+
+class SearchExperiments(_Body):
+    max_results: int = 1000
+    page_token: str | None = None
+    filter: str | None = None
+    order_by: list[str] = Field(default_factory=list)
+    view_type: Any = None
+
+
+class _RunRef(_Body):
+    run_id: str | None = None
+    run_uuid: str | None = None
+
+    def rid(self) -> str:
+        run_id = self.run_id or self.run_uuid
+        if not run_id:
+            raise InvalidParameterValue("Missing value for required parameter 'run_id'.")
+        return run_id
+
+
+class RunIdBody(_RunRef):
+    pass
+
+
+class CreateRun(_Body):
+    experiment_id: str = "0"
+    user_id: str | None = None
+    run_name: str | None = None
+    start_time: int | None = None
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class UpdateRun(_RunRef):
+    status: str | None = None
+    end_time: int | None = None
+    run_name: str | None = None
+
+
+class LogMetric(_RunRef):
+    key: str
+    value: Any
+    timestamp: int
+    step: int = 0
+
+
+class LogParam(_RunRef):
+    key: str
+    value: Any
+
+
+class SetTag(_RunRef):
+    key: str
+    value: Any
+
+
+class DeleteTag(_RunRef):
+    key: str
+
+
+class MetricBody(_Body):
+    key: str
+    value: Any
+    timestamp: int
+    step: int = 0
+
+
+class LogBatch(_RunRef):
+    metrics: list[MetricBody] = Field(default_factory=list)
+    params: list[KeyValue] = Field(default_factory=list)
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class SearchRuns(_Body):
+    experiment_ids: list[str] = Field(default_factory=list)
+    filter: str | None = None
+    run_view_type: Any = None
+    max_results: int = 1000
+    order_by: list[str] = Field(default_factory=list)
+    page_token: str | None = None
