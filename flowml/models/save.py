@@ -111,7 +111,7 @@ def log_model_to_run(
     _, rid, client = _target(run_id)
     with tempfile.TemporaryDirectory(prefix="flowml-log-model-") as tmp:
         local = os.path.join(tmp, "model")
-        model = save(local, **save_kwargs)
+        model = save(path=local, **save_kwargs)
         model.run_id = rid
         model.artifact_path = path
         model.save(os.path.join(local, MLMODEL_FILE))

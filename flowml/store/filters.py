@@ -306,12 +306,17 @@ def _build_run_search(
         runs.c.lifecycle_stage.in_(stages),
     ]
     conditions += [_run_condition(ops, clause) for clause in parsed.clauses]
-    if orders and orders[0].key.entity is Entity.METRIC:
+    if orders and orders[0].key.entity is Entity.METRIC and not _pins_run_ids(parsed.clauses):
         stmt = _metric_first_page_query(ops, orders, conditions, cursor, max_results)
         return stmt, fingerprint, parts
     if cursor is not None:
         conditions.append(after_cursor(parts, cursor))
     return _page_query(runs.c.run_id, from_, conditions, parts, max_results), fingerprint, parts
+
+
+def _pins_run_ids(clauses: Sequence[Comparison]) -> bool:
+    """``run_id = x`` / ``run_id IN (...)``: a handful of runs, cheaper to sort than to seek."""
+    return any(c.key == _RUN_ID and c.comparator in (Comparator.EQ, Comparator.IN) for c in clauses)
 
 
 def _metric_first_page_query(
@@ -342,7 +347,6 @@ def _metric_first_page_query(
     first = orders[0]
     name, asc = first.key.name, first.ascending
     limit = max_results + 1
-    metrics = _table("latest_metrics")
     start_rank = _REAL if cursor is None else int(cursor[0])
 
     def rest_of(base: Any) -> tuple[list[SortPart], Any]:

@@ -192,19 +192,30 @@ def _clause(comparison: Any) -> ColumnElement[bool]:
 
 
 def _compare(column: Any, op: Comparator, value: Any) -> ColumnElement[bool]:
-    ops = {
-        Comparator.EQ: lambda: column == value,
-        Comparator.NE: lambda: column != value,
-        Comparator.LT: lambda: column < value,
-        Comparator.LE: lambda: column <= value,
-        Comparator.GT: lambda: column > value,
-        Comparator.GE: lambda: column >= value,
-        Comparator.LIKE: lambda: column.like(value),
-        Comparator.ILIKE: lambda: column.ilike(value),
-        Comparator.IN: lambda: column.in_(list(value)) if value else false(),
-        Comparator.NOT_IN: lambda: column.not_in(list(value)) if value else true(),
-    }
-    return ops[op]()  # type: ignore[no-any-return]
+    result: ColumnElement[bool]
+    if op is Comparator.EQ:
+        result = column == value
+    elif op is Comparator.NE:
+        result = column != value
+    elif op is Comparator.LT:
+        result = column < value
+    elif op is Comparator.LE:
+        result = column <= value
+    elif op is Comparator.GT:
+        result = column > value
+    elif op is Comparator.GE:
+        result = column >= value
+    elif op is Comparator.LIKE:
+        result = column.like(value)
+    elif op is Comparator.ILIKE:
+        result = column.ilike(value)
+    elif op is Comparator.IN:
+        result = column.in_(list(value)) if value else false()
+    elif op is Comparator.NOT_IN:
+        result = column.not_in(list(value)) if value else true()
+    else:  # IS NULL forms are not offered for logged models
+        raise InvalidParameterValue(f"Unsupported comparator {op.value!r} for logged models")
+    return result
 
 
 def search_logged_models(

@@ -1,0 +1,174 @@
+"""The unmodified ``mlflow`` client (3.17) against ``flowml server`` — a real process on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowml.client import FlowmlClient
+from tests.fixtures.server import flowml_server_process
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mlflow-compat")
+    with flowml_server_process(f"sqlite:///{root / 'store.db'}", str(root / "artifacts")) as url:
+        yield url
+
+
+def run_mlflow(url: str, code: str, cwd: Path) -> dict[str, object]:
+    """Run ``code`` with the real mlflow package in a fresh interpreter; it prints one JSON line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
+    env["MLFLOW_TRACKING_URI"] = url
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_tracking_calls(server: str, tmp_path: Path) -> None:
+    out = run_mlflow(
+        server,
+        """
+        import json, mlflow
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric, Param, RunTag
+        mlflow.set_experiment("compat-tracking")
+        with mlflow.start_run(run_name="r1", tags={"team": "a"}) as run:
+            mlflow.log_param("lr", 0.1)
+            mlflow.log_params({"depth": 3, "kind": "gbm"})
+            for step in range(5):
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+            mlflow.log_metrics({"acc": 0.9, "nan_metric": float("nan")})
+            mlflow.set_tag("stage", "dev")
+        client = MlflowClient()
+        client.log_batch(run.info.run_id, metrics=[Metric("b", 2.0, 1, 0)], params=[Param("p", "v")],
+                         tags=[RunTag("t", "v")])
+        r = client.get_run(run.info.run_id)
+        hist = client.get_metric_history(run.info.run_id, "loss")
+        try:
+            client.log_param(run.info.run_id, "lr", 0.2)
+            changed = "no error"
+        except mlflow.exceptions.MlflowException as e:
+            changed = e.error_code
+        try:
+            client.get_run("0" * 32)
+            missing = "no error"
+        except mlflow.exceptions.MlflowException as e:
+            missing = e.error_code
+        print(json.dumps({
+            "run_id": run.info.run_id, "status": r.info.status, "params": r.data.params,
+            "metrics": {k: (v if v == v else "nan") for k, v in r.data.metrics.items()},
+            "tags": {k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")},
+            "run_name": r.info.run_name, "history": [(m.step, m.value) for m in hist],
+            "changed": changed, "missing": missing,
+        }))
+        """,
+        tmp_path,
+    )
+    assert out["status"] == "FINISHED" and out["run_name"] == "r1"
+    assert out["params"] == {"lr": "0.1", "depth": "3", "kind": "gbm", "p": "v"}
+    assert out["metrics"] == {"loss": 0.2, "acc": 0.9, "nan_metric": "nan", "b": 2.0}
+    assert out["tags"] == {"team": "a", "stage": "dev", "t": "v"}
+    assert out["history"] == [[i, 1.0 / (i + 1)] for i in range(5)]
+    assert out["changed"] == "INVALID_PARAMETER_VALUE"
+    assert out["missing"] == "RESOURCE_DOES_NOT_EXIST"
+    # What mlflow wrote is what flowml reads.
+    run = FlowmlClient(server).get_run(str(out["run_id"]))
+    assert run.data.params["depth"] == "3"
+
+
+def test_search_with_filters_and_paging(server: str, tmp_path: Path) -> None:
+    out = run_mlflow(
+        server,
+        """
+        import json, mlflow
+        from mlflow import MlflowClient
+        exp = mlflow.set_experiment("compat-search")
+        for i in range(25):
+            with mlflow.start_run(run_name=f"run-{i:02d}"):
+                mlflow.log_metric("score", i / 25)
+                mlflow.log_param("parity", "even" if i % 2 == 0 else "odd")
+        client = MlflowClient()
+        seen, token = [], None
+        while True:
+            page = client.search_runs([exp.experiment_id], "params.parity = 'even' and metrics.score >= 0.2",
+                                      max_results=4, order_by=["metrics.score DESC"], page_token=token)
+            seen += [r.info.run_name for r in page]
+            token = page.token
+            if not token:
+                break
+        df = mlflow.search_runs(filter_string="metrics.score < 0.1")
+        exps = [e.name for e in client.search_experiments(filter_string="name LIKE 'compat-%'")]
+        print(json.dumps({"seen": seen, "df": sorted(df["tags.mlflow.runName"]), "exps": exps}))
+        """,
+        tmp_path,
+    )
+    assert out["seen"] == [f"run-{i:02d}" for i in range(24, 4, -2)]
+    assert out["df"] == ["run-00", "run-01", "run-02"]
+    assert "compat-search" in out["exps"]  # type: ignore[operator]
+
+
+def test_artifacts_up_and_down_through_the_proxy(server: str, tmp_path: Path) -> None:
+    payload = os.urandom(3 * 1024 * 1024)
+    (tmp_path / "blob.bin").write_bytes(payload)
+    out = run_mlflow(
+        server,
+        """
+        import json, mlflow
+        from mlflow import MlflowClient
+        with mlflow.start_run() as run:
+            mlflow.log_artifact("blob.bin", "data")
+            mlflow.log_text("hello", "notes/hello.txt")
+        client = MlflowClient()
+        listing = [(f.path, f.is_dir) for f in client.list_artifacts(run.info.run_id)]
+        nested = [(f.path, f.file_size) for f in client.list_artifacts(run.info.run_id, "data")]
+        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="data/blob.bin",
+                                                    dst_path="dl")
+        print(json.dumps({"run_id": run.info.run_id, "uri": run.info.artifact_uri, "listing": listing,
+                          "nested": nested, "local": local}))
+        """,
+        tmp_path,
+    )
+    assert str(out["uri"]).startswith("mlflow-artifacts:/")
+    assert out["listing"] == [["data", True], ["notes", True]]
+    assert out["nested"] == [["data/blob.bin", len(payload)]]
+    assert Path(str(out["local"])).read_bytes() == payload
+    # flowml's own REST client reads the same bytes back through the proxy.
+    dst = FlowmlClient(server).download_artifacts(str(out["run_id"]), "notes/hello.txt", str(tmp_path / "f"))
+    assert Path(dst).read_text() == "hello"
+
+
+def test_sklearn_log_model_and_pyfunc_load_round_trip(server: str, tmp_path: Path) -> None:
+    out = run_mlflow(
+        server,
+        """
+        import json, mlflow, numpy as np
+        from sklearn.linear_model import LinearRegression
+        X = np.arange(40, dtype=float).reshape(20, 2)
+        model = LinearRegression().fit(X, X @ [1.0, -2.0] + 3)
+        mlflow.set_experiment("compat-models")
+        with mlflow.start_run() as run:
+            info = mlflow.sklearn.log_model(model, name="model", input_example=X[:2],
+                                            serialization_format="cloudpickle")
+        by_run = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(X)
+        by_model = mlflow.pyfunc.load_model(info.model_uri).predict(X)
+        print(json.dumps({"ok_run": bool(np.allclose(by_run, model.predict(X))),
+                          "ok_model": bool(np.allclose(by_model, model.predict(X))),
+                          "uri": info.model_uri}))
+        """,
+        tmp_path,
+    )
+    assert out["ok_run"] is True and out["ok_model"] is True
+    assert str(out["uri"]).startswith("models:/m-")
