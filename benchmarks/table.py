@@ -10,8 +10,10 @@ LABELS = {
     "fluent_log_metric": "fluent `log_metric` (values/s)",
     "log_batch": "`client.log_batch` (values/s)",
     "import_time": "`import X` (s)",
+    "import_time --touch": "`import X; X.start_run; X.log_metric` (s)",
     "minimal_script": "minimal script, whole process (s)",
-    "sqlite_floor": "raw SQLite executemany (rows/s)",
+    "sqlite_floor": "raw SQLite executemany, 50 txns of 1,000 rows (rows/s)",
+    "sqlite_floor --one-txn": "raw SQLite executemany, 1 txn of 50,000 rows (rows/s)",
 }
 HIGHER_IS_BETTER = {"values/s", "rows/s"}
 
@@ -35,9 +37,9 @@ def main() -> None:
     for name, by_impl in rows.items():
         any_r = next(iter(by_impl.values()))
         unit = any_r["unit"]
-        label = LABELS.get(any_r["workload"], any_r["workload"]) + name[len(any_r["workload"]) :]
+        label = LABELS.get(name, name)
         if "sqlite3" in by_impl:
-            print(f"| {label} | {fmt(by_impl['sqlite3']['median'], unit)} (floor) | | |")
+            print(f"| {label} | floor: {fmt(by_impl['sqlite3']['median'], unit)} | | |")
             continue
         m = by_impl.get("mlflow", {}).get("median")
         f = by_impl.get("flowml", {}).get("median")

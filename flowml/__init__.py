@@ -52,11 +52,22 @@ _LAZY: dict[str, str] = {
         ),
         "flowml.tracking.io",
     ),
+    "autolog": "flowml.models.autolog",
     "FlowmlClient": "flowml.client",
     "MlflowClient": "flowml.client",
 }
 _ALIASES = {"MlflowClient": "FlowmlClient"}
-_SUBMODULES = ("client", "entities", "exceptions", "settings", "validation")
+_SUBMODULES = (
+    "client",
+    "entities",
+    "exceptions",
+    "models",
+    "pyfunc",
+    "settings",
+    "sklearn",
+    "validation",
+    "xgboost",
+)
 
 __all__ = [
     "ActiveRun",
@@ -64,6 +75,7 @@ __all__ = [
     "MlflowClient",
     "__version__",
     "active_run",
+    "autolog",
     "client",
     "create_experiment",
     "delete_tag",
@@ -86,6 +98,8 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "models",
+    "pyfunc",
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
@@ -94,8 +108,10 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "settings",
+    "sklearn",
     "start_run",
     "validation",
+    "xgboost",
 ]
 
 
@@ -114,9 +130,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from flowml import client, entities, exceptions, settings, validation
+    from flowml import client, entities, exceptions, models, pyfunc, settings, sklearn, validation, xgboost
     from flowml.client import FlowmlClient
     from flowml.client import FlowmlClient as MlflowClient
+    from flowml.models.autolog import autolog
     from flowml.tracking.fluent import (
         ActiveRun,
         active_run,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "ALL_STAGES",
     "ACTIVE_STAGES",
+    "ALL_STAGES",
     "STAGE_ARCHIVED",
     "STAGE_DELETED_INTERNAL",
     "STAGE_NONE",

@@ -37,7 +37,8 @@ def _raise_for(response: httpx.Response) -> None:
     except ValueError:
         body = None
     if isinstance(body, dict) and "error_code" in body:
-        raise error_from_code(body["error_code"], body.get("message", ""))
+        details = {k: v for k, v in body.items() if k not in ("error_code", "message")}
+        raise error_from_code(body["error_code"], body.get("message", ""), **details)
     raise FlowmlError(f"HTTP {response.status_code} from the artifact proxy: {response.text[:300]}")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from flowml.artifacts import ArtifactRecord, ArtifactRepository, get_artifact_repository
 from flowml.client._factory import BackendCache
+from flowml.client._registry import RegistryMixin
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
     Experiment,
@@ -51,7 +52,7 @@ def _user() -> str:
         return "unknown"
 
 
-class FlowmlClient:
+class FlowmlClient(RegistryMixin):
     """Tracking client with MLflow's ``MlflowClient`` method names, arguments and return shapes.
 
     ``tracking_uri`` defaults to ``FLOWML_TRACKING_URI`` (else ``sqlite:///<cwd>/flowml.db``);

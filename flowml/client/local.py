@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from flowml.client._local_registry import SqlRegistryMixin
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
     Experiment,
@@ -21,7 +22,7 @@ from flowml.store import Database, logged_models, run_data, tracking
 __all__ = ["SqlBackend", "SqlLoggedModels"]
 
 
-class SqlBackend(TrackingBackend):
+class SqlBackend(SqlRegistryMixin, TrackingBackend):
     """Each call is one read or one write transaction on :class:`flowml.store.Database`."""
 
     def __init__(self, uri: str, artifact_root: str, *, busy_timeout_ms: int = 30_000) -> None:

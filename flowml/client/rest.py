@@ -8,6 +8,7 @@ HTTP 429/503. Creates are never retried after the request may have reached the s
 
 from __future__ import annotations
 
+import getpass
 import logging
 import random
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from flowml.client._rest_registry import RestRegistryMixin
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
     Experiment,
@@ -38,6 +40,9 @@ logger = logging.getLogger(__name__)
 _API = "/api/2.0/mlflow"
 _RETRY_STATUS = {429, 503}
 _SAFE_POSTS = {
+    "registered-models/set-tag",
+    "model-versions/set-tag",
+    "registered-models/get-latest-versions",
     "runs/log-batch",
     "runs/log-metric",
     "runs/log-parameter",
@@ -50,6 +55,13 @@ _SAFE_POSTS = {
     "experiments/search",
     "experiments/set-experiment-tag",
 }
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _double(value: Any) -> float:
@@ -101,7 +113,7 @@ def _metric_json(m: Metric) -> dict[str, Any]:
     return {"key": m.key, "value": value, "timestamp": m.timestamp, "step": m.step}
 
 
-class RestBackend(TrackingBackend):
+class RestBackend(RestRegistryMixin, TrackingBackend):
     """Talks to ``flowml server`` or ``mlflow server`` at ``base_url``."""
 
     def __init__(
@@ -117,7 +129,7 @@ class RestBackend(TrackingBackend):
         self.artifact_root = artifact_root
         self._timeout = timeout
         self._max_retries = max_retries
-        self._headers = dict(headers or {})
+        self._headers = {"X-Flowml-User": _local_user(), **dict(headers or {})}
         self._http: httpx.Client | None = None
 
     @property
@@ -170,7 +182,8 @@ class RestBackend(TrackingBackend):
         if response.is_success and isinstance(body, dict):
             return body
         if isinstance(body, dict) and "error_code" in body:
-            raise error_from_code(body["error_code"], body.get("message", ""))
+            details = {k: v for k, v in body.items() if k not in ("error_code", "message")}
+            raise error_from_code(body["error_code"], body.get("message", ""), **details)
         raise FlowmlError(
             f"HTTP {response.status_code} from {response.request.url}: {response.text[:500]}",
             error_code="INTERNAL_ERROR" if response.status_code >= 500 else "BAD_REQUEST",

@@ -10,8 +10,7 @@ Pipeline logs once. ``GridSearchCV``/``RandomizedSearchCV`` also log ``best_<par
 ``best_cv_score``, the ``best_estimator`` model, and one child run per candidate (the
 ``max_tuning_runs`` best by rank, default 5) with its params and cv metrics.
 
-XGBoost (``autolog_xgboost``): ``xgboost.train`` and the scikit-learn API ``fit`` log params, each
-eval set's metrics per iteration (``validation_0-logloss`` at step = iteration) and the model.
+XGBoost: see :mod:`flowml.models.autolog_xgboost` (it shares this module's patching machinery).
 
 Logging failures never break training: they are logged as warnings.
 """
@@ -26,7 +25,7 @@ from contextlib import contextmanager
 from numbers import Number
 from typing import Any
 
-__all__ = ["autolog", "autolog_sklearn", "autolog_xgboost"]
+__all__ = ["autolog", "autolog_sklearn", "is_enabled"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,8 +34,6 @@ _PATCHES: dict[str, list[tuple[Any, str, Any]]] = {}
 _CONFIG: dict[str, dict[str, Any]] = {}
 #: set while an autologged call is running, so nested fits (Pipeline steps, CV clones) log nothing
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("flowml_autolog_active", default=False)
-#: set by the XGBoost sklearn-API fit so the inner ``train`` only adds the metrics callback
-_XGB_INNER: contextvars.ContextVar[bool] = contextvars.ContextVar("flowml_autolog_xgb_inner", default=False)
 
 _MAX_PARAM_VALUE = 6000
 _MAX_KEY = 250
@@ -86,22 +83,22 @@ def _safely(what: str, fn: Callable[[], Any]) -> Any:
         return None
 
 
-def _sample(X: Any, n: int = 5) -> Any:
-    if hasattr(X, "iloc"):
-        return X.iloc[:n]
-    if hasattr(X, "shape") and hasattr(X, "__getitem__"):
-        return X[:n]
-    if isinstance(X, list):
-        return X[:n]
+def _sample(x_data: Any, n: int = 5) -> Any:
+    if hasattr(x_data, "iloc"):
+        return x_data.iloc[:n]
+    if hasattr(x_data, "shape") and hasattr(x_data, "__getitem__"):
+        return x_data[:n]
+    if isinstance(x_data, list):
+        return x_data[:n]
     return None
 
 
 def _model_extras(
-    model: Any, X: Any, config: dict[str, Any], predict: Callable[[Any], Any] | None
+    model: Any, x_data: Any, config: dict[str, Any], predict: Callable[[Any], Any] | None
 ) -> dict[str, Any]:
     from flowml.models.signature import infer_signature
 
-    sample = _sample(X) if X is not None else None
+    sample = _sample(x_data) if x_data is not None else None
     extras: dict[str, Any] = {}
     if sample is None:
         return extras
@@ -116,7 +113,7 @@ def _model_extras(
 
 
 # -- scikit-learn ------------------------------------------------------------------------------
-def _training_metrics(est: Any, X: Any, y: Any, sample_weight: Any) -> dict[str, float]:
+def _training_metrics(est: Any, x_data: Any, y: Any, sample_weight: Any) -> dict[str, float]:
     import numpy as np
     import sklearn.metrics as skm
     from sklearn.base import is_classifier, is_regressor
@@ -125,12 +122,12 @@ def _training_metrics(est: Any, X: Any, y: Any, sample_weight: Any) -> dict[str,
     if y is None:
         return out
     if hasattr(est, "score"):
-        score = _safely("training_score", lambda: est.score(X, y, sample_weight=sample_weight))
+        score = _safely("training_score", lambda: est.score(x_data, y, sample_weight=sample_weight))
         if isinstance(score, Number):
             out["training_score"] = float(score)  # type: ignore[arg-type]
     if not hasattr(est, "predict"):
         return out
-    y_pred = est.predict(X)
+    y_pred = est.predict(x_data)
     if is_classifier(est):
         binary = len(np.unique(y)) <= 2
         avg = "binary" if binary else "weighted"
@@ -140,7 +137,7 @@ def _training_metrics(est: Any, X: Any, y: Any, sample_weight: Any) -> dict[str,
         out["training_f1_score"] = skm.f1_score(y, y_pred, average=avg, zero_division=0, **kw)
         out["training_accuracy_score"] = skm.accuracy_score(y, y_pred, **kw)
         if hasattr(est, "predict_proba"):
-            proba = est.predict_proba(X)
+            proba = est.predict_proba(x_data)
             out["training_log_loss"] = skm.log_loss(y, proba, labels=getattr(est, "classes_", None), **kw)
             scores = proba[:, 1] if proba.shape[1] == 2 else proba
             roc = _safely(
@@ -197,11 +194,11 @@ def _qualname(obj: Any) -> str:
 
 
 def _sklearn_after_fit(
-    est: Any, X: Any, y: Any, sample_weight: Any, run: Any, config: dict[str, Any]
+    est: Any, x_data: Any, y: Any, sample_weight: Any, run: Any, config: dict[str, Any]
 ) -> None:
     from flowml.tracking import fluent
 
-    metrics = _safely("training metrics", lambda: _training_metrics(est, X, y, sample_weight)) or {}
+    metrics = _safely("training metrics", lambda: _training_metrics(est, x_data, y, sample_weight)) or {}
     if metrics:
         _safely("training metrics", lambda: fluent.log_metrics(metrics, run_id=run.run_id))
     if hasattr(est, "cv_results_"):
@@ -209,7 +206,7 @@ def _sklearn_after_fit(
     if config["log_models"]:
         from flowml.models.flavors.sklearn import log_model
 
-        extras = _model_extras(est, X, config, None)
+        extras = _model_extras(est, x_data, config, None)
         _safely("the model", lambda: log_model(est, name="model", run_id=run.run_id, **extras))
 
 
@@ -233,9 +230,9 @@ def _make_sklearn_fit(original: Any) -> Any:
                     ),
                 )
                 result = original(self, *args, **kwargs)
-                X = args[0] if args else kwargs.get("X")
+                x_data = args[0] if args else kwargs.get("X")
                 y = args[1] if len(args) > 1 else kwargs.get("y")
-                _sklearn_after_fit(self, X, y, kwargs.get("sample_weight"), run, config)
+                _sklearn_after_fit(self, x_data, y, kwargs.get("sample_weight"), run, config)
                 return result
         finally:
             _ACTIVE.reset(token)
@@ -265,148 +262,22 @@ def autolog_sklearn(
     _unpatch("sklearn")
     if disable:
         return
+    done: set[tuple[type, str]] = set()
     for cls in _sklearn_classes():
         for name in ("fit", "fit_transform", "fit_predict"):
-            if name in cls.__dict__ and callable(cls.__dict__[name]):
-                _patch("sklearn", cls, name, _make_sklearn_fit)
+            # patch where the method is defined (BaseSearchCV.fit serves GridSearchCV), once
+            owner = next((base for base in cls.__mro__ if name in base.__dict__), None)
+            if owner is None or (owner, name) in done or not owner.__module__.startswith("sklearn."):
+                continue
+            if callable(owner.__dict__[name]):
+                _patch("sklearn", owner, name, _make_sklearn_fit)
+                done.add((owner, name))
     _CONFIG["sklearn"] = {
         "integration": "sklearn",
         "log_input_examples": log_input_examples,
         "log_model_signatures": log_model_signatures,
         "log_models": log_models,
         "max_tuning_runs": max_tuning_runs,
-        "silent": silent,
-    }
-
-
-# -- XGBoost -----------------------------------------------------------------------------------
-def _metrics_callback(run_id: str) -> Any:
-    import xgboost as xgb
-
-    from flowml.tracking import fluent
-
-    class _LogEvals(xgb.callback.TrainingCallback):  # type: ignore[misc]
-        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-            values = {
-                f"{data}-{metric}": float(series[-1] if not isinstance(series[-1], tuple) else series[-1][0])
-                for data, metrics in evals_log.items()
-                for metric, series in metrics.items()
-                if series
-            }
-            if values:
-                _safely("eval metrics", lambda: fluent.log_metrics(values, step=epoch, run_id=run_id))
-            return False
-
-    return _LogEvals()
-
-
-def _with_callback(kwargs: dict[str, Any], run_id: str) -> dict[str, Any]:
-    callbacks = list(kwargs.get("callbacks") or [])
-    callbacks.append(_metrics_callback(run_id))
-    return {**kwargs, "callbacks": callbacks}
-
-
-def _make_xgb_train(original: Any) -> Any:
-    def train(params: Any, dtrain: Any, *args: Any, **kwargs: Any) -> Any:
-        config = _CONFIG.get("xgboost")
-        if config is None:
-            return original(params, dtrain, *args, **kwargs)
-        from flowml.tracking import fluent
-
-        if _XGB_INNER.get():  # inside an autologged XGBModel.fit: only the per-iteration metrics
-            active = fluent.active_run()
-            if active is None:
-                return original(params, dtrain, *args, **kwargs)
-            return original(params, dtrain, *args, **_with_callback(kwargs, active.run_id))
-        if _ACTIVE.get():
-            return original(params, dtrain, *args, **kwargs)
-        token = _ACTIVE.set(True)
-        try:
-            with _run(config) as run:
-                logged = dict(params or {})
-                logged["num_boost_round"] = args[0] if args else kwargs.get("num_boost_round", 10)
-                for key in ("early_stopping_rounds", "maximize", "verbose_eval"):
-                    if key in kwargs:
-                        logged[key] = kwargs[key]
-                _safely("params", lambda: fluent.log_params(_str_params(logged), run_id=run.run_id))
-                booster = original(params, dtrain, *args, **_with_callback(kwargs, run.run_id))
-                if getattr(booster, "best_iteration", None) is not None and "early_stopping_rounds" in kwargs:
-                    _safely(
-                        "best_iteration",
-                        lambda: fluent.log_metrics(
-                            {"best_iteration": float(booster.best_iteration)}, run_id=run.run_id
-                        ),
-                    )
-                if config["log_models"]:
-                    from flowml.models.flavors.xgboost import log_model
-
-                    _safely("the model", lambda: log_model(booster, name="model", run_id=run.run_id))
-                return booster
-        finally:
-            _ACTIVE.reset(token)
-
-    return train
-
-
-def _make_xgb_fit(original: Any) -> Any:
-    def fit(self: Any, X: Any, y: Any = None, *args: Any, **kwargs: Any) -> Any:
-        config = _CONFIG.get("xgboost")
-        if config is None or _ACTIVE.get():
-            return original(self, X, y, *args, **kwargs)
-        from flowml.tracking import fluent
-
-        token, inner = _ACTIVE.set(True), _XGB_INNER.set(True)
-        try:
-            with _run(config) as run:
-                params = _safely("params", lambda: _str_params(self.get_params(deep=True)))
-                if params:
-                    _safely("params", lambda: fluent.log_params(params, run_id=run.run_id))
-                result = original(self, X, y, *args, **kwargs)
-                if config["log_models"]:
-                    from flowml.models.flavors.xgboost import log_model
-
-                    extras = _model_extras(self, X, config, None)
-                    _safely("the model", lambda: log_model(self, name="model", run_id=run.run_id, **extras))
-                return result
-        finally:
-            _XGB_INNER.reset(inner)
-            _ACTIVE.reset(token)
-
-    return fit
-
-
-def autolog_xgboost(
-    log_input_examples: bool = True,
-    log_model_signatures: bool = True,
-    log_models: bool = True,
-    disable: bool = False,
-    silent: bool = False,
-    **_ignored: Any,
-) -> None:
-    """Enable (or with ``disable=True`` remove) XGBoost autologging."""
-    _unpatch("xgboost")
-    if disable:
-        return
-    import xgboost
-    import xgboost.sklearn
-
-    _patch("xgboost", xgboost, "train", _make_xgb_train)
-    _patch("xgboost", xgboost.sklearn, "train", _make_xgb_train)
-    for cls in {
-        xgboost.XGBModel,
-        *(
-            c
-            for c in vars(xgboost.sklearn).values()
-            if isinstance(c, type) and issubclass(c, xgboost.XGBModel)
-        ),
-    }:
-        if "fit" in cls.__dict__:
-            _patch("xgboost", cls, "fit", _make_xgb_fit)
-    _CONFIG["xgboost"] = {
-        "integration": "xgboost",
-        "log_input_examples": log_input_examples,
-        "log_model_signatures": log_model_signatures,
-        "log_models": log_models,
         "silent": silent,
     }
 
@@ -430,4 +301,6 @@ def autolog(
     if importlib.util.find_spec("sklearn") is not None:
         autolog_sklearn(**common, **kwargs)
     if importlib.util.find_spec("xgboost") is not None:
+        from flowml.models.autolog_xgboost import autolog_xgboost
+
         autolog_xgboost(**common)

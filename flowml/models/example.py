@@ -148,9 +148,10 @@ def parse_serving_input(payload: str | bytes | Mapping[str, Any]) -> tuple[Any, 
             "A serving input needs exactly one of dataframe_split, dataframe_records, instances, inputs; "
             f"got {sorted(data)}"
         )
-    params = data.get("params")
-    if params is not None and not isinstance(params, Mapping):
+    raw_params = data.get("params")
+    if raw_params is not None and not isinstance(raw_params, Mapping):
         raise InvalidParameterValue("`params` must be a JSON object")
+    params = {str(k): v for k, v in raw_params.items()} if raw_params is not None else None
     key = keys.pop()
     body = data[key]
     if key == "dataframe_split":

@@ -17,10 +17,11 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flowml.exceptions import FlowmlError, InvalidParameterValue
+from flowml.models.enforce import enforce_params, enforce_schema
 from flowml.models.integrity import check_deserialization_allowed, verify_model_dir
 from flowml.models.mlmodel import Model, ModelInfo
 from flowml.models.save import (
@@ -30,7 +31,7 @@ from flowml.models.save import (
     new_model_dir,
     python_version,
 )
-from flowml.models.signature import ModelSignature, enforce_params, enforce_schema, infer_signature
+from flowml.models.signature import ModelSignature, infer_signature
 from flowml.models.uri import resolve_model_uri
 
 __all__ = [
@@ -95,7 +96,7 @@ class PythonModel:
     ``load_context(self, context)`` runs once when the model is loaded.
     """
 
-    def load_context(self, context: PythonModelContext) -> None:  # noqa: B027 - optional hook
+    def load_context(self, context: PythonModelContext) -> None:
         """Load artifacts (``context.artifacts``) once, at load time."""
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
@@ -178,7 +179,10 @@ class PyFuncModel:
         return self.predict(example)
 
     def __repr__(self) -> str:
-        return f"<PyFuncModel loader_module={self.loader_module} run_id={self._meta.run_id} path={self.model_path}>"
+        return (
+            f"<PyFuncModel loader_module={self.loader_module} run_id={self._meta.run_id} "
+            f"path={self.model_path}>"
+        )
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -262,7 +266,8 @@ def _load_python_model(path: str, conf: Mapping[str, Any]) -> Any:
         import gzip
         import lzma
 
-        opener = {"gzip": gzip.open, "lzma": lzma.open, "bz2": bz2.open}.get(str(compression))
+        openers: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "lzma": lzma.open, "bz2": bz2.open}
+        opener = openers.get(str(compression))
         if opener is None:
             raise InvalidParameterValue(f"Unsupported python_model_compression {compression!r}")
         with opener(pickle_path, "rb") as fh:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -129,10 +130,8 @@ def log_model_to_run(
     model_uri = f"runs:/{rid}/{path}"
     if registered_model_name:
         _register(model_uri, registered_model_name)
-    try:
+    with contextlib.suppress(FlowmlError):  # a tag too long for the store must not fail logging the model
         client.set_tag(rid, "mlflow.log-model.history", _history(client, rid, model))
-    except FlowmlError:  # a tag too long for the store must not fail logging the model
-        pass
     return ModelInfo(
         artifact_path=path,
         flavors=model.flavors,

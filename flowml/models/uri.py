@@ -77,27 +77,58 @@ def parse_registry_uri(uri: str) -> RegistryRef:
     return RegistryRef(name, stage=suffix)
 
 
-def resolve_registry_uri(uri: str, client: Any = None) -> str:
-    """The storage URI a ``models:/`` URI points at (the seam the registry fills in)."""
+def _resolve_registry(uri: str, client: Any) -> tuple[str, Any]:
+    """(download URI, model version or None) for a ``models:/`` URI."""
     ref = parse_registry_uri(uri)
-    if client is None:
-        from flowml.client import FlowmlClient
-
-        client = FlowmlClient()
     download_uri = getattr(client, "get_model_version_download_uri", None)
     if download_uri is None:
         raise ResourceDoesNotExist(f"Cannot resolve {uri!r}: {_REGISTRY_UNAVAILABLE}.")
+    resolver = getattr(client, "resolve_model_uri", None)
+    if callable(resolver):  # the registry's own resolution (stages, aliases, latest)
+        mv = resolver(uri)
+        return str(download_uri(mv.name, mv.version)), mv
+    mv = None
     version = ref.version
     if ref.alias is not None:
-        version = str(client.get_model_version_by_alias(ref.name, ref.alias).version)
+        mv = client.get_model_version_by_alias(ref.name, ref.alias)
+        version = str(mv.version)
     elif ref.latest or ref.stage is not None:
         stages = None if ref.latest else [ref.stage]
         versions = client.get_latest_versions(ref.name, stages)
         if not versions:
             what = "any version" if ref.latest else f"a version in stage {ref.stage!r}"
             raise ResourceDoesNotExist(f"Registered model {ref.name!r} has no {what} ({uri!r})")
-        version = str(max(versions, key=lambda v: int(v.version)).version)
-    return str(download_uri(ref.name, version))
+        mv = max(versions, key=lambda v: int(v.version))
+        version = str(mv.version)
+    return str(download_uri(ref.name, version)), mv
+
+
+def resolve_registry_uri(uri: str, client: Any = None) -> str:
+    """The storage URI a ``models:/`` URI points at (the seam the registry fills in)."""
+    if client is None:
+        from flowml.client import FlowmlClient
+
+        client = FlowmlClient()
+    return _resolve_registry(uri, client)[0]
+
+
+def _run_checksums_under(client: Any, run_id: str, target: str) -> dict[str, tuple[int, str]] | None:
+    """The run's recorded checksums for the files below ``target``, if it lies in the run's artifacts."""
+    from flowml.artifacts.local import local_path_from_uri
+
+    root = client.get_run(run_id).info.artifact_uri
+    if not root.startswith("s3:"):
+        root, target = local_path_from_uri(root), local_path_from_uri(target)
+    root, target = root.rstrip("/"), target.rstrip("/")
+    if not target.startswith(root + "/"):
+        return None
+    prefix = target[len(root) + 1 :] + "/"
+    recorded = {
+        rel[len(prefix) :]: (int(size), str(sha))
+        for rel, (size, sha) in client.get_artifact_checksums(run_id).items()
+        if rel.startswith(prefix)
+    }
+    return recorded or None
 
 
 def _parse_runs_uri(uri: str) -> tuple[str, str]:
@@ -196,9 +227,16 @@ def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = 
     if scheme == "runs":
         return _from_run(uri, dst_path)
     if scheme == "models":
-        resolved = resolve_registry_uri(uri)
-        inner = resolve_model_uri(resolved, dst_path)
-        return ResolvedModel(inner.local_path, uri, inner.run_id, inner.artifact_path, inner.run_checksums)
+        from flowml.client import FlowmlClient
+
+        client = FlowmlClient()
+        target, version = _resolve_registry(uri, client)
+        inner = resolve_model_uri(target, dst_path)
+        checksums, run_id = inner.run_checksums, inner.run_id
+        if checksums is None and getattr(version, "run_id", None):
+            run_id = str(version.run_id)
+            checksums = _run_checksums_under(client, run_id, target)
+        return ResolvedModel(inner.local_path, uri, run_id, inner.artifact_path, checksums)
     if scheme in ("", "file"):
         from flowml.artifacts.local import local_path_from_uri
 

@@ -12,7 +12,16 @@ from flowml.artifacts import get_artifact_repository
 from flowml.client.local import SqlBackend
 from flowml.server.errors import install_error_handlers
 from flowml.server.middleware import GuardMiddleware
-from flowml.server.routes import artifacts, experiments, flowml_api, logged_models, meta, runs
+from flowml.server.routes import (
+    artifacts,
+    experiments,
+    flowml_api,
+    flowml_registry,
+    logged_models,
+    meta,
+    registry,
+    runs,
+)
 from flowml.server.settings import ServerSettings
 
 __all__ = ["create_app"]
@@ -53,9 +62,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.include_router(runs.router, prefix=prefix, include_in_schema=show)
         app.include_router(artifacts.router, prefix=prefix, include_in_schema=show)
         app.include_router(logged_models.router, prefix=prefix, include_in_schema=show)
+        app.include_router(registry.router, prefix=prefix, include_in_schema=show)
     if settings.serve_artifacts:
         app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
     app.include_router(flowml_api.router, prefix="/api/flowml")
+    app.include_router(flowml_registry.router, prefix="/api/flowml")
     app.add_middleware(GuardMiddleware, allowed_hosts=settings.allowed_hosts)
 
     return app

@@ -10,11 +10,14 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from starlette.responses import Response
+
 from flowml.entities import Experiment, FileInfo, Metric, Run, RunInfo
 from flowml.exceptions import InvalidParameterValue
 
 __all__ = [
     "experiment_json",
+    "fast_json",
     "file_info_json",
     "metric_json",
     "parse_double",
@@ -22,6 +25,16 @@ __all__ = [
     "run_json",
     "tags_json",
 ]
+
+
+def fast_json(payload: Any, status_code: int = 200) -> Response:
+    """A JSON response serialised by orjson, skipping FastAPI's generic encoder (hot endpoints).
+
+    Payloads are plain dicts/lists/str/int/float built by this module (doubles already encoded).
+    """
+    import orjson
+
+    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
 
 
 def encode_double(value: float) -> float | str:

@@ -154,8 +154,14 @@ def _to_event(row: Row[Any]) -> RegistryEvent:
 
 
 def _check_limit(max_results: int) -> None:
-    if isinstance(max_results, bool) or not isinstance(max_results, int) or not 0 < max_results <= MAX_EVENTS_PAGE:
-        raise InvalidParameterValue(f"max_results must be between 1 and {MAX_EVENTS_PAGE}, got {max_results!r}")
+    if (
+        isinstance(max_results, bool)
+        or not isinstance(max_results, int)
+        or not 0 < max_results <= MAX_EVENTS_PAGE
+    ):
+        raise InvalidParameterValue(
+            f"max_results must be between 1 and {MAX_EVENTS_PAGE}, got {max_results!r}"
+        )
 
 
 def list_events(
@@ -264,4 +270,3 @@ def list_attempts(session: Session, event_id: int) -> list[EventAttempt]:
         )
         for r in rows
     ]
-

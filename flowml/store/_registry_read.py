@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -27,18 +27,25 @@ from flowml.store.registry_tables import (
     RegisteredModelTagRow,
     table_of,
 )
+from flowml.validation import validate_key, validate_tag_value
 
 __all__ = [
     "ALIASES",
+    "MAX_DESCRIPTION_LENGTH",
+    "MAX_REGISTRY_TAG_VALUE_LENGTH",
     "MODELS",
     "MODEL_TAGS",
     "VERSIONS",
     "VERSION_TAGS",
+    "as_dict",
+    "check_description",
+    "check_tags",
     "load_models",
     "load_versions",
     "model_row",
     "name_key",
     "parse_version",
+    "touch_model",
     "validate_model_name",
     "version_row",
 ]
@@ -102,6 +109,15 @@ def model_row(session: Session, name: str, *, lock: bool = False) -> Row[Any]:
     return row
 
 
+def as_dict(rows: Iterable[Row[Any]]) -> dict[Any, Any]:
+    """``{first column: second column}`` of a two-column result."""
+    return {row[0]: row[1] for row in rows}
+
+
+def touch_model(session: Session, model_id: int, ts: int) -> None:
+    session.execute(update(MODELS).where(MODELS.c.model_id == model_id).values(last_updated_time=ts))
+
+
 def version_row(session: Session, model: Row[Any], version: object) -> Row[Any]:
     number = parse_version(version)
     row = session.execute(
@@ -125,9 +141,9 @@ def load_versions(session: Session, rows: Sequence[Row[Any]], names: dict[int, s
     wanted = {(r.model_id, r.version) for r in rows}
     tags: dict[tuple[int, int], dict[str, str]] = defaultdict(dict)
     for mid, ver, key, value in session.execute(
-        select(VERSION_TAGS.c.model_id, VERSION_TAGS.c.version, VERSION_TAGS.c.key, VERSION_TAGS.c.value).where(
-            VERSION_TAGS.c.model_id.in_(model_ids), VERSION_TAGS.c.version.in_(numbers)
-        )
+        select(
+            VERSION_TAGS.c.model_id, VERSION_TAGS.c.version, VERSION_TAGS.c.key, VERSION_TAGS.c.value
+        ).where(VERSION_TAGS.c.model_id.in_(model_ids), VERSION_TAGS.c.version.in_(numbers))
     ):
         if (mid, ver) in wanted:
             tags[(mid, ver)][key] = value
@@ -168,7 +184,9 @@ def load_models(session: Session, rows: Sequence[Row[Any]]) -> list[RegisteredMo
     names = {r.model_id: r.name for r in rows}
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     for mid, key, value in session.execute(
-        select(MODEL_TAGS.c.model_id, MODEL_TAGS.c.key, MODEL_TAGS.c.value).where(MODEL_TAGS.c.model_id.in_(ids))
+        select(MODEL_TAGS.c.model_id, MODEL_TAGS.c.key, MODEL_TAGS.c.value).where(
+            MODEL_TAGS.c.model_id.in_(ids)
+        )
     ):
         tags[mid][key] = value
     aliases: dict[int, dict[str, str]] = defaultdict(dict)
@@ -184,11 +202,13 @@ def load_models(session: Session, rows: Sequence[Row[Any]]) -> list[RegisteredMo
         .group_by(VERSIONS.c.model_id, VERSIONS.c.current_stage)
         .subquery()
     )
-    version_rows = session.execute(
-        select(VERSIONS).join(
-            latest, and_(VERSIONS.c.model_id == latest.c.model_id, VERSIONS.c.version == latest.c.version)
+    version_rows = list(
+        session.execute(
+            select(VERSIONS).join(
+                latest, and_(VERSIONS.c.model_id == latest.c.model_id, VERSIONS.c.version == latest.c.version)
+            )
         )
-    ).all()
+    )
     stage_order = {s: i for i, s in enumerate(ALL_STAGES)}
     version_rows.sort(key=lambda r: (stage_order.get(r.current_stage, 99), r.version))
     per_model: dict[int, list[ModelVersion]] = defaultdict(list)
@@ -208,3 +228,25 @@ def load_models(session: Session, rows: Sequence[Row[Any]]) -> list[RegisteredMo
         for r in rows
     ]
 
+
+MAX_REGISTRY_TAG_VALUE_LENGTH = 100_000
+MAX_DESCRIPTION_LENGTH = 5000
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for key, value in (tags or {}).items():
+        validate_key(key, "tag")
+        checked[key] = validate_tag_value(
+            key, "" if value is None else str(value), MAX_REGISTRY_TAG_VALUE_LENGTH
+        )
+    return checked
+
+
+def check_description(description: str | None) -> str | None:
+    if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
+        raise InvalidParameterValue(
+            f"Description exceeds the maximum length of {MAX_DESCRIPTION_LENGTH} characters"
+        )
+    return description

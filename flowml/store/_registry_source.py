@@ -138,7 +138,8 @@ def resolve_source(
             raise _bad(source, "expected runs:/<run_id>/<artifact path>")
         if run_id is not None and match["run_id"] != run_id:
             raise _bad(source, f"it names run {match['run_id']} but run_id is {run_id}")
-        return _join(run_artifact_uri(match["run_id"]), posixpath.normpath(match["path"] or "."))
+        path = posixpath.normpath(match["path"]) if match["path"] else ""
+        return _join(run_artifact_uri(match["run_id"]), "" if path == "." else path)
     if scheme == "models":
         try:
             parsed = parse_model_uri(decoded)

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -77,6 +78,9 @@ class Database:
         self._max_retries = max_retries
         self._engine: Engine | None = None
         self._write_engine: Engine | None = None
+        # SQLite has one writer at a time. Threads of this process queue on a fair lock instead of
+        # on SQLite's busy handler, which sleeps in growing steps and makes tail latency explode.
+        self._write_lock: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
 
     # -- engine -------------------------------------------------------------------------------
     @property
@@ -126,7 +130,10 @@ class Database:
         delay = 0.01
         for attempt in range(self._max_retries + 1):
             try:
-                with self._write_once() as session:
+                if self._write_lock is None:
+                    with self._write_once() as session:
+                        return fn(session)
+                with self._write_lock, self._write_once() as session:
                     return fn(session)
             except DBAPIError as exc:
                 if not _is_retryable(exc):

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, tuple_, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,6 +68,15 @@ def _upsert(session: Session, table: Table) -> Any:
     raise NotImplementedError(f"Unsupported database dialect {name!r}")
 
 
+def _driver_sql(session: Session, sql: str, params: Any) -> Any:
+    """Run plain SQL written with ``?`` placeholders on the session's connection (hot paths only:
+    no statement construction or compilation). A list of tuples runs as one executemany."""
+    conn = session.connection()
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    return conn.exec_driver_sql(sql, params)
+
+
 def _check_params(session: Session, run_id: str, params: Sequence[Param]) -> list[dict[str, str]]:
     """Validated new param rows; a changed value (in the batch or vs. the store) is an error."""
     wanted: dict[str, str] = {}
@@ -120,9 +129,9 @@ def _metric_rows(run_id: str, metrics: Sequence[Metric]) -> tuple[list[_Row], di
 
 
 def _check_run_active(session: Session, run_id: str) -> None:
-    """``get_run_row(for_write=True)`` as one Core query (log_batch is the hot path)."""
+    """``get_run_row(for_write=True)`` as one driver-level query (log_batch is the hot path)."""
     validate_run_id(run_id)
-    stage = session.execute(select(_RUNS.c.lifecycle_stage).where(_RUNS.c.run_id == run_id)).scalar()
+    stage = _driver_sql(session, "SELECT lifecycle_stage FROM runs WHERE run_id = ?", (run_id,)).scalar()
     if stage is None:
         raise ResourceDoesNotExist(f"Run with id={run_id} not found")
     if stage != LifecycleStage.ACTIVE:
@@ -168,32 +177,29 @@ def log_batch(
 
 def _insert_metric_rows(session: Session, rows: list[_Row]) -> None:
     """One DBAPI executemany of plain tuples: the hot path of log_batch (no per-row compiling)."""
-    conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    conn.exec_driver_sql(
-        "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) "
-        f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT DO NOTHING",
-        rows,  # type: ignore[arg-type]
+    _driver_sql(
+        session,
+        'INSERT INTO metrics (run_id, "key", step, "timestamp", "value", is_nan) '
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        rows,
     )
 
 
 def _upsert_latest(session: Session, run_id: str, latest: dict[str, _Point]) -> None:
-    stmt = _upsert(session, _LATEST)
-    ex = stmt.excluded
-    newer = tuple_(ex.step, ex.timestamp, ex.value) > tuple_(
-        _LATEST.c.step, _LATEST.c.timestamp, _LATEST.c.value
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_LATEST.c.run_id, _LATEST.c.key],
-        set_={"step": ex.step, "timestamp": ex.timestamp, "value": ex.value, "is_nan": ex.is_nan},
-        where=newer,
-    )
-    session.execute(
-        stmt,
-        [
-            {"run_id": run_id, "key": key, "step": p[0], "timestamp": p[1], "value": p[2], "is_nan": p[3]}
-            for key, p in sorted(latest.items())
-        ],
+    """Keep the newest point per key: MLflow's (step, timestamp, value) rule, decided in SQL.
+
+    Written as driver SQL (same text on SQLite and PostgreSQL) because it runs on every batch and
+    SQLAlchemy cannot cache the compiled ON CONFLICT ... WHERE form.
+    """
+    _driver_sql(
+        session,
+        'INSERT INTO latest_metrics (run_id, "key", step, "timestamp", "value", is_nan) '
+        "VALUES (?, ?, ?, ?, ?, ?) "
+        'ON CONFLICT (run_id, "key") DO UPDATE SET step = excluded.step, '
+        '"timestamp" = excluded."timestamp", "value" = excluded."value", is_nan = excluded.is_nan '
+        'WHERE (excluded.step, excluded."timestamp", excluded."value") > '
+        '(latest_metrics.step, latest_metrics."timestamp", latest_metrics."value")',
+        [(run_id, key, *point) for key, point in sorted(latest.items())],
     )
 
 

@@ -48,8 +48,8 @@ def iris() -> Any:
     from sklearn.datasets import load_iris
 
     data = load_iris(as_frame=True)
-    X: pd.DataFrame = data.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    return X, data.target
+    x_data: pd.DataFrame = data.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    return x_data, data.target
 
 
 @pytest.fixture
@@ -58,6 +58,8 @@ def binary() -> Any:
     import pandas as pd
 
     rng = np.random.default_rng(0)
-    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200), "c": rng.integers(0, 5, 200)})
-    y = (X["a"] + 0.5 * X["b"] > 0).astype("int64")
-    return X, y
+    x_data = pd.DataFrame(
+        {"a": rng.normal(size=200), "b": rng.normal(size=200), "c": rng.integers(0, 5, 200)}
+    )
+    y = (x_data["a"] + 0.5 * x_data["b"] > 0).astype("int64")
+    return x_data, y

@@ -7,7 +7,7 @@ from typing import Any
 import mlflow.pyfunc
 
 
-class MlflowAddN(mlflow.pyfunc.PythonModel):
+class MlflowAddN(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     def __init__(self, n: float) -> None:
         self.n = n
 

@@ -21,7 +21,7 @@ class AddN(flowml.pyfunc.PythonModel):
 class NoContext(flowml.pyfunc.PythonModel):
     """MLflow >= 2.20 style: predict without a context."""
 
-    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
         return model_input * 2
 
 
@@ -34,4 +34,3 @@ class WithArtifact(flowml.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
         return model_input + self.offset
-

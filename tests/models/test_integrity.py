@@ -20,7 +20,7 @@ from flowml.exceptions import FlowmlError
 from flowml.models.integrity import ModelIntegrityError
 from tests.models.model_classes import AddN
 
-X = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+x_data = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
 
 
 class _Payload:
@@ -51,7 +51,7 @@ def test_tampered_pickle_is_refused_before_unpickling(tmp_path: Path, flavor: st
         flowml.pyfunc.save_model(tmp_path / "m", python_model=AddN(1))
         target = tmp_path / "m" / "python_model.pkl"
     else:
-        flowml.sklearn.save_model(LogisticRegression().fit(X, [0, 1]), tmp_path / "m")
+        flowml.sklearn.save_model(LogisticRegression().fit(x_data, [0, 1]), tmp_path / "m")
         target = tmp_path / "m" / "model.pkl"
     target.write_bytes(_evil_pickle(canary))
     with pytest.raises(ModelIntegrityError) as err:

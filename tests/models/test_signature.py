@@ -9,34 +9,45 @@ import pandas as pd
 import pytest
 
 from flowml.exceptions import FlowmlError
-from flowml.models.signature import (
-    ColSpec,
-    ModelSignature,
-    Schema,
-    TensorSpec,
-    enforce_params,
-    enforce_schema,
-    infer_signature,
-)
+from flowml.models.enforce import enforce_params, enforce_schema
+from flowml.models.signature import ColSpec, ModelSignature, Schema, TensorSpec, infer_signature
 
 
 def test_infer_dataframe_matches_mlflow_json() -> None:
     import mlflow.models
 
-    X = pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2], "s": ["x", "y"], "f": np.array([1, 2], dtype="float32"),
-                      "i": np.array([1, 2], dtype="int32"), "t": [True, False]})
+    x_data = pd.DataFrame(
+        {
+            "a": [1.0, 2.0],
+            "b": [1, 2],
+            "s": ["x", "y"],
+            "f": np.array([1, 2], dtype="float32"),
+            "i": np.array([1, 2], dtype="int32"),
+            "t": [True, False],
+        }
+    )
     y = np.array([0, 1])
-    ours = infer_signature(X, y, params={"k": 2, "name": "x", "w": 0.5}).to_dict()
-    theirs = mlflow.models.infer_signature(X, y, params={"k": 2, "name": "x", "w": 0.5}).to_dict()
-    assert {k: json.loads(v) for k, v in ours.items() if v} == {k: json.loads(v) for k, v in theirs.items() if v}
+    ours = infer_signature(x_data, y, params={"k": 2, "name": "x", "w": 0.5}).to_dict()
+    theirs = mlflow.models.infer_signature(x_data, y, params={"k": 2, "name": "x", "w": 0.5}).to_dict()
+    assert {k: json.loads(v) for k, v in ours.items() if v} == {
+        k: json.loads(v) for k, v in theirs.items() if v
+    }
 
 
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (np.zeros((3, 4), dtype="float32"), [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}]),
-        ({"a": 1, "b": "x"}, [{"type": "long", "name": "a", "required": True},
-                              {"type": "string", "name": "b", "required": True}]),
+        (
+            np.zeros((3, 4), dtype="float32"),
+            [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}],
+        ),
+        (
+            {"a": 1, "b": "x"},
+            [
+                {"type": "long", "name": "a", "required": True},
+                {"type": "string", "name": "b", "required": True},
+            ],
+        ),
         ([{"a": 1.5}], [{"type": "double", "name": "a", "required": True}]),
         (["x", "y"], [{"type": "string", "required": True}]),
         (pd.Series([1, 2], name="z"), [{"type": "long", "name": "z", "required": True}]),
@@ -73,7 +84,9 @@ def test_safe_upcasts_allowed_unsafe_refused() -> None:
     with pytest.raises(FlowmlError, match="Can not safely convert float64 to int64"):
         enforce_schema(pd.DataFrame({"i": [1.5], "d": [1.0]}), schema)
     with pytest.raises(FlowmlError, match="Can not safely convert"):
-        enforce_schema(pd.DataFrame({"i": [1], "d": ["x"]}), Schema([ColSpec("long", "i"), ColSpec("double", "d")]))
+        enforce_schema(
+            pd.DataFrame({"i": [1], "d": ["x"]}), Schema([ColSpec("long", "i"), ColSpec("double", "d")])
+        )
     with pytest.raises(FlowmlError, match="float64 to float32"):
         enforce_schema(pd.DataFrame({"f": [1.0]}), Schema([ColSpec("float", "f")]))
 

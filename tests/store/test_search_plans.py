@@ -43,4 +43,3 @@ def test_metric_order_reads_top_n_from_the_key_value_index(tmp_path: Path) -> No
     # the NaN segment reads its few index entries (value stored as 0) and drives the join
     assert "SEARCH sort_0 USING INDEX ix_latest_metrics_key_value (key=? AND value=?)" in plan
     assert "SCAN runs" not in plan
-

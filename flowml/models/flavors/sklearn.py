@@ -53,7 +53,7 @@ def _sklearn_version() -> str:
 
 def _dump(model: Any, path: str, fmt: str, trusted: Sequence[str] | None) -> None:
     if fmt == SERIALIZATION_FORMAT_SKOPS:
-        import skops.io
+        import skops.io  # type: ignore[import-untyped]
 
         skops.io.dump(model, path)
         untrusted = set(skops.io.get_untrusted_types(file=path)) - set(trusted or ())
@@ -177,10 +177,11 @@ def _load_from_file(path: str, fmt: str, trusted: Sequence[str] | None) -> Any:
     check_deserialization_allowed(f"a scikit-learn model ({fmt})")
     if fmt == SERIALIZATION_FORMAT_SKOPS:
         try:
-            import skops.io
+            import skops.io  # type: ignore[import-untyped]
         except ImportError as exc:
             raise InvalidParameterValue(
-                "This model was saved with skops (MLflow's default for scikit-learn); install `skops` to load it"
+                "This model was saved with skops (MLflow's default for scikit-learn); "
+                "install `skops` to load it"
             ) from exc
         return skops.io.load(path, trusted=list(trusted) if trusted else None)
     import cloudpickle

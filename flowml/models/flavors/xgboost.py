@@ -183,7 +183,7 @@ def _load_pyfunc(path: str) -> _XGBModelWrapper:
 
 
 def autolog(**kwargs: Any) -> None:
-    """Autolog ``xgboost.train`` and the scikit-learn API (see :func:`flowml.models.autolog.autolog_xgboost`)."""
-    from flowml.models.autolog import autolog_xgboost
+    """Autolog ``xgboost.train`` and the scikit-learn API (:func:`flowml.models.autolog.autolog_xgboost`)."""
+    from flowml.models.autolog_xgboost import autolog_xgboost
 
     autolog_xgboost(**kwargs)

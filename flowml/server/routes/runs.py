@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from flowml.entities import Metric, Param, RunTag
 from flowml.exceptions import InvalidParameterValue
@@ -21,7 +21,7 @@ from flowml.server.schemas import (
     UpdateRun,
     parse_view_type,
 )
-from flowml.server.wire import metric_json, parse_double, run_info_json, run_json
+from flowml.server.wire import fast_json, metric_json, parse_double, run_info_json, run_json
 
 router = APIRouter(tags=["runs"])
 
@@ -44,8 +44,8 @@ def create_run(body: CreateRun, backend: BackendDep) -> dict[str, Any]:
 
 
 @router.get("/runs/get")
-def get_run(backend: BackendDep, run_id: str | None = None, run_uuid: str | None = None) -> dict[str, Any]:
-    return {"run": run_json(backend.get_run(_run_id(run_id, run_uuid)))}
+def get_run(backend: BackendDep, run_id: str | None = None, run_uuid: str | None = None) -> Response:
+    return fast_json({"run": run_json(backend.get_run(_run_id(run_id, run_uuid)))})
 
 
 @router.post("/runs/update")
@@ -92,12 +92,12 @@ def delete_tag(body: DeleteTag, backend: BackendDep) -> dict[str, Any]:
 
 
 @router.post("/runs/log-batch")
-def log_batch(body: LogBatch, backend: BackendDep) -> dict[str, Any]:
+def log_batch(body: LogBatch, backend: BackendDep) -> Response:
     metrics = [Metric(m.key, parse_double(m.value, m.key), m.timestamp, m.step) for m in body.metrics]
     params = [Param(p.key, p.value) for p in body.params]
     tags = [RunTag(t.key, t.value) for t in body.tags]
     backend.log_batch(body.rid(), metrics, params, tags)
-    return {}
+    return fast_json({})
 
 
 @router.post("/runs/log-inputs")
@@ -107,7 +107,7 @@ def log_inputs(body: RunIdBody, backend: BackendDep) -> dict[str, Any]:
 
 
 @router.post("/runs/search")
-def search_runs(body: SearchRuns, backend: BackendDep) -> dict[str, Any]:
+def search_runs(body: SearchRuns, backend: BackendDep) -> Response:
     if not 1 <= body.max_results <= _MAX_RUNS:
         raise InvalidParameterValue(
             f"Invalid value {body.max_results} for parameter 'max_results' supplied. It must be "
@@ -124,7 +124,7 @@ def search_runs(body: SearchRuns, backend: BackendDep) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": [run_json(r) for r in page]}
     if page.token:
         out["next_page_token"] = page.token
-    return out
+    return fast_json(out)
 
 
 @router.get("/metrics/get-history")
@@ -135,11 +135,11 @@ def get_metric_history(
     run_uuid: str | None = None,
     max_results: int | None = Query(default=None, ge=1, le=25_000),
     page_token: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     rid = _run_id(run_id, run_uuid)
     # Unbounded history requests are capped per page (MLflow's OOM #23702); clients page on.
     page = backend.get_metric_history(rid, metric_key, max_results or 25_000, page_token)
     out: dict[str, Any] = {"metrics": [metric_json(m) for m in page]}
     if page.token:
         out["next_page_token"] = page.token
-    return out
+    return fast_json(out)

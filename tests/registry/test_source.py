@@ -1,0 +1,85 @@
+"""``resolve_source``: which model-version sources the store accepts (pure, with fake lookups)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from flowml.entities_registry import ModelUri
+from flowml.exceptions import InvalidParameterValue
+from flowml.store._registry_source import resolve_source
+
+RUN = "0123456789abcdef0123456789abcdef"
+
+
+def _resolve(source: str, root: str, run_id: str | None = None) -> str | None:
+    def run_uri(run: str) -> str:
+        return f"{root}/0/{run}/artifacts"
+
+    def model_location(uri: ModelUri) -> str:
+        return f"{root}/models/{uri.name}"
+
+    return resolve_source(
+        source, run_id=run_id, run_artifact_uri=run_uri, model_location=model_location, allowed_roots=[root]
+    )
+
+
+def test_runs_and_models_uris_resolve(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    assert _resolve(f"runs:/{RUN}/model", root) == f"{root}/0/{RUN}/artifacts/model"
+    assert _resolve(f"runs:/{RUN}", root, RUN) == f"{root}/0/{RUN}/artifacts"
+    assert _resolve("models:/m@champion/sub", root) == f"{root}/models/m/sub"
+    assert _resolve(f"{root}/x/model", root) is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "s3://bucket/prefix/../other",
+        "s3://bucket/prefixed/x",
+        "s3://other/prefix/x",
+        "s3://bucket/prefix/x?versionId=1",
+        "s3://bucket/prefix/x;p=1",
+    ],
+)
+def test_s3_sources_must_sit_inside_the_s3_root(source: str) -> None:
+    with pytest.raises(InvalidParameterValue):
+        _resolve(source, "s3://bucket/prefix")
+
+
+def test_s3_source_inside_the_root_is_accepted() -> None:
+    assert _resolve("s3://bucket/prefix/0/abc/artifacts/model", "s3://bucket/prefix") is None
+
+
+def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, root / "link")
+    with pytest.raises(InvalidParameterValue):
+        _resolve(str(root / "link" / "model"), str(root))
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["", "   ", "relative/path", "runs:/", "runs://host/x", "models:/", "x\x00y", "a" * 5000],
+)
+def test_malformed_sources(tmp_path: Path, source: str) -> None:
+    with pytest.raises(InvalidParameterValue):
+        _resolve(source, str(tmp_path))
+
+
+def test_run_scoped_sources(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    other = "fedcba9876543210fedcba9876543210"
+    assert _resolve(f"{root}/0/{RUN}/artifacts/model", root, RUN) is None
+    with pytest.raises(InvalidParameterValue):
+        _resolve(f"{root}/0/{other}/artifacts/model", root, RUN)
+    with pytest.raises(InvalidParameterValue):
+        _resolve(f"{root}/shared", root, RUN)
+    assert _resolve(f"mlflow-artifacts:/0/{RUN}/artifacts/model", root, RUN) is None
+    with pytest.raises(InvalidParameterValue):
+        _resolve(f"mlflow-artifacts:/0/{other}/artifacts/model", root, RUN)
