@@ -32,7 +32,13 @@ def main(verbose: bool) -> None:
     default=None,
     help="Comma-separated Host header values to accept ('*' for any); default: the bind host + localhost.",
 )
+@click.option(
+    "--auth",
+    is_flag=True,
+    help="Require credentials and permissions (admin from FLOWML_SERVER_AUTH_ADMIN_USERNAME/_PASSWORD).",
+)
 def server(
+    auth: bool,
     backend_store_uri: str | None,
     artifacts_destination: str | None,
     serve_artifacts: bool,
@@ -48,7 +54,12 @@ def server(
 
     from flowml.server.settings import ServerSettings
 
-    overrides: dict[str, object] = {"serve_artifacts": serve_artifacts, "host": host, "port": port}
+    overrides: dict[str, object] = {
+        "serve_artifacts": serve_artifacts,
+        "host": host,
+        "port": port,
+        "auth": auth,
+    }
     if backend_store_uri:
         overrides["backend_store_uri"] = backend_store_uri
     if artifacts_destination:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from flowml.artifacts import get_artifact_repository
 from flowml.client.local import SqlBackend
+from flowml.server.auth import Authenticator, make_dependency
 from flowml.server.errors import install_error_handlers
 from flowml.server.middleware import GuardMiddleware
 from flowml.server.routes import (
@@ -21,6 +23,7 @@ from flowml.server.routes import (
     meta,
     registry,
     runs,
+    users,
 )
 from flowml.server.settings import ServerSettings
 
@@ -37,6 +40,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auth:
+            _bootstrap_admin(app.state.backend, settings)
         yield
         app.state.backend.close()
 
@@ -55,21 +60,43 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         settings.artifacts_destination, s3_endpoint_url=settings.s3_endpoint_url
     )
     install_error_handlers(app)
-    app.include_router(meta.router)
+    guards: list[Any] = []
+    if settings.auth:
+        app.state.authenticator = Authenticator(app.state.backend)
+        guards = [Depends(make_dependency(app.state.authenticator))]
+    app.include_router(meta.router, dependencies=guards)
+    mlflow_routers = [
+        experiments.router,
+        runs.router,
+        artifacts.router,
+        logged_models.router,
+        registry.router,
+    ]
+    if settings.auth:
+        mlflow_routers.append(users.router)
     for i, prefix in enumerate(MLFLOW_PREFIXES):
-        show = i == 0
-        app.include_router(experiments.router, prefix=prefix, include_in_schema=show)
-        app.include_router(runs.router, prefix=prefix, include_in_schema=show)
-        app.include_router(artifacts.router, prefix=prefix, include_in_schema=show)
-        app.include_router(logged_models.router, prefix=prefix, include_in_schema=show)
-        app.include_router(registry.router, prefix=prefix, include_in_schema=show)
+        for router in mlflow_routers:
+            app.include_router(router, prefix=prefix, include_in_schema=i == 0, dependencies=guards)
     if settings.serve_artifacts:
-        app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts")
-    app.include_router(flowml_api.router, prefix="/api/flowml")
-    app.include_router(flowml_registry.router, prefix="/api/flowml")
+        app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts", dependencies=guards)
+    app.include_router(flowml_api.router, prefix="/api/flowml", dependencies=guards)
+    app.include_router(flowml_registry.router, prefix="/api/flowml", dependencies=guards)
     app.add_middleware(GuardMiddleware, allowed_hosts=settings.allowed_hosts)
 
     return app
+
+
+def _bootstrap_admin(backend: SqlBackend, settings: ServerSettings) -> None:
+    from flowml.store import auth as auth_store
+
+    username, password = settings.auth_admin_username, settings.auth_admin_password
+    with backend.db.read() as s:
+        empty = auth_store.user_count(s) == 0
+    if empty and username and password:
+        backend.db.write(lambda s: auth_store.create_user(s, username, password, is_admin=True))
+        logger.info("created the initial admin user %r", username)
+    elif empty:
+        logger.warning("auth is on and there are no users: every request will be refused")
 
 
 def app_from_env() -> FastAPI:

@@ -25,3 +25,9 @@ class ServerSettings(BaseSettings):
     #: Accepted Host header values (DNS-rebinding guard); "*" accepts any.
     allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])
     busy_timeout_ms: int = 30_000
+    #: Require credentials (Basic or Bearer) and per-experiment / per-model permissions.
+    auth: bool = False
+    #: With ``auth``: an admin created at start-up when the user table is empty. With no users and
+    #: no admin configured every request is refused (default deny).
+    auth_admin_username: str | None = None
+    auth_admin_password: str | None = None

@@ -24,6 +24,9 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "ArtifactFileRow",
+    "AuthTokenRow",
+    "AuthUserRow",
+    "ExperimentPermissionRow",
     "ExperimentRow",
     "ExperimentTagRow",
     "LatestMetricRow",
@@ -32,6 +35,7 @@ __all__ = [
     "LoggedModelTagRow",
     "MetricRow",
     "ParamRow",
+    "RegisteredModelPermissionRow",
     "RunOutputRow",
     "RunRow",
     "RunTagRow",
@@ -48,6 +52,9 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 _CASCADE = "CASCADE"
+# Key/value tables are read by primary key (run_id, key): on SQLite store the rows in that B-tree
+# (WITHOUT ROWID) so each lookup is one search, not two.
+_CLUSTERED = {"sqlite_with_rowid": False}
 
 
 def _run_fk() -> Column[str]:
@@ -101,7 +108,10 @@ class RunRow(SQLModel, table=True):
 
 class RunTagRow(SQLModel, table=True):
     __tablename__ = "run_tags"
-    __table_args__ = (PrimaryKeyConstraint("run_id", "key", name="pk_run_tags"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "key", name="pk_run_tags"),
+        _CLUSTERED,
+    )
 
     run_id: str = Field(sa_column=_run_fk())
     key: str = Field(sa_column=Column(String(250), nullable=False))
@@ -113,6 +123,7 @@ class ParamRow(SQLModel, table=True):
     __table_args__ = (
         PrimaryKeyConstraint("run_id", "key", name="pk_params"),
         Index("ix_params_key_value", "key", "value"),
+        _CLUSTERED,
     )
 
     run_id: str = Field(sa_column=_run_fk())
@@ -145,6 +156,7 @@ class LatestMetricRow(SQLModel, table=True):
     __table_args__ = (
         PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
         Index("ix_latest_metrics_key_value", "key", "value"),
+        _CLUSTERED,
     )
 
     run_id: str = Field(sa_column=_run_fk())
@@ -222,3 +234,61 @@ class RunOutputRow(SQLModel, table=True):
     run_id: str = Field(sa_column=_run_fk())
     model_id: str = Field(sa_column=_model_fk())
     step: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class AuthUserRow(SQLModel, table=True):
+    """A server user (``flowml server --auth``); the password is stored as a scrypt hash."""
+
+    __tablename__ = "auth_users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
+    password_hash: str = Field(sa_column=Column(String(255), nullable=False))
+    is_admin: bool = Field(default=False, nullable=False)
+    created_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+def _user_fk() -> Column[int]:
+    return Column("user_id", ForeignKey("auth_users.id", ondelete=_CASCADE), nullable=False)
+
+
+class AuthTokenRow(SQLModel, table=True):
+    """An API token (sent as ``Authorization: Bearer``); only its sha256 is stored."""
+
+    __tablename__ = "auth_tokens"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    user_id: int = Field(sa_column=_user_fk())
+    name: str = Field(sa_column=Column(String(255), nullable=False))
+    created_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ExperimentPermissionRow(SQLModel, table=True):
+    __tablename__ = "auth_experiment_permissions"
+    __table_args__ = (
+        PrimaryKeyConstraint("experiment_id", "user_id", name="pk_auth_experiment_permissions"),
+    )
+
+    experiment_id: int = Field(
+        sa_column=Column(
+            "experiment_id", ForeignKey("experiments.experiment_id", ondelete=_CASCADE), nullable=False
+        )
+    )
+    user_id: int = Field(sa_column=_user_fk())
+    permission: str = Field(sa_column=Column(String(16), nullable=False))
+
+
+class RegisteredModelPermissionRow(SQLModel, table=True):
+    __tablename__ = "auth_registered_model_permissions"
+    __table_args__ = (PrimaryKeyConstraint("name", "user_id", name="pk_auth_registered_model_permissions"),)
+
+    name: str = Field(sa_column=Column(String(256), nullable=False))
+    user_id: int = Field(sa_column=_user_fk())
+    permission: str = Field(sa_column=Column(String(16), nullable=False))
+
+
+# The registry's tables live in their own module; importing it here puts them in ``metadata`` for
+# everyone who builds or migrates the schema.
+from flowml.store import registry_tables as _registry_tables  # noqa: E402
+
+del _registry_tables

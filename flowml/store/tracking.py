@@ -363,14 +363,30 @@ def create_run(
     return Run(_to_run_info(row), RunData(tags=tags))
 
 
+_RUN_COLUMNS = (
+    _RUNS.c.run_id,
+    _RUNS.c.experiment_id,
+    _RUNS.c.run_name,
+    _RUNS.c.user_id,
+    _RUNS.c.status,
+    _RUNS.c.start_time,
+    _RUNS.c.end_time,
+    _RUNS.c.artifact_uri,
+    _RUNS.c.lifecycle_stage,
+)
+
+
 def load_runs(session: Session, run_ids: Sequence[str]) -> list[Run]:
-    """Runs with their latest metrics, params and tags: four queries for any number of runs."""
+    """Runs with their latest metrics, params and tags: four queries for any number of runs.
+
+    Reads plain column tuples (no ORM objects): this is the second half of every search page.
+    """
     if not run_ids:
         return []
     ids = list(run_ids)
-    rows = {
-        row.run_id: row
-        for row in session.execute(select(RunRow).where(RunRow.run_id.in_(ids))).scalars()  # type: ignore[attr-defined]
+    infos = {
+        row[0]: RunInfo(row[0], str(row[1]), *row[2:])
+        for row in session.execute(select(*_RUN_COLUMNS).where(_RUNS.c.run_id.in_(ids))).all()
     }
     metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
     params: dict[str, dict[str, str]] = {i: {} for i in ids}
@@ -379,17 +395,15 @@ def load_runs(session: Session, run_ids: Sequence[str]) -> list[Run]:
         select(_LATEST.c.run_id, _LATEST.c.key, _LATEST.c.value, _LATEST.c.is_nan).where(
             _LATEST.c.run_id.in_(ids)
         )
-    ):
+    ).all():
         metrics[run_id][key] = float("nan") if is_nan else value
     for table, target in ((_PARAMS, params), (_RUN_TAGS, tags)):
         for run_id, key, value in session.execute(
             select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
-        ):
+        ).all():
             target[run_id][key] = value
     return [
-        Run(_to_run_info(rows[i]), RunData(metrics=metrics[i], params=params[i], tags=tags[i]))
-        for i in ids
-        if i in rows
+        Run(infos[i], RunData(metrics=metrics[i], params=params[i], tags=tags[i])) for i in ids if i in infos
     ]
 
 

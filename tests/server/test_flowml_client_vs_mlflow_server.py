@@ -29,10 +29,25 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert mlflow_bin, "the mlflow package is a dev dependency"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
     proc = subprocess.Popen(
-        [mlflow_bin, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            mlflow_bin,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -69,7 +84,9 @@ def test_tracking_round_trip(mlflow_server: str, tmp_path: Path) -> None:
     assert got.data.metrics["loss"] == 0.1 and got.data.metrics["nan"] != got.data.metrics["nan"]
     assert got.data.tags["team"] == "a" and got.data.tags["stage"] == "dev"
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(10))
-    found = client.search_runs([exp_id], "metrics.loss < 0.5 and params.depth = '3'", order_by=["metrics.loss"])
+    found = client.search_runs(
+        [exp_id], "metrics.loss < 0.5 and params.depth = '3'", order_by=["metrics.loss"]
+    )
     assert [r.info.run_id for r in found] == [run_id]
     with pytest.raises(FlowmlError) as err:
         client.log_param(run_id, "lr", 0.2)

@@ -31,7 +31,11 @@ def run_mlflow(url: str, code: str, cwd: Path) -> dict[str, object]:
     env["MLFLOW_TRACKING_URI"] = url
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]

@@ -36,8 +36,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield url, tmp_path
 
 
-def raw(url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-        ) -> tuple[int, bytes, dict[str, str]]:
+def raw(
+    url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
     """Send ``path`` byte-for-byte (httpx would normalise away the dot segments we are testing)."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
@@ -53,7 +54,9 @@ def raw(url: str, method: str, path: str, body: bytes | None = None, headers: di
 def test_proxy_paths_cannot_escape_the_root(server: tuple[str, Path], attack: str, method: str) -> None:
     url, tmp = server
     before = sorted(p.name for p in tmp.iterdir())
-    status, body, _ = raw(url, method, f"/api/2.0/mlflow-artifacts/artifacts/{attack}", b"pwned" if method == "PUT" else None)
+    status, body, _ = raw(
+        url, method, f"/api/2.0/mlflow-artifacts/artifacts/{attack}", b"pwned" if method == "PUT" else None
+    )
     assert status in (400, 404), (status, body)
     if status == 400:
         assert json.loads(body)["error_code"] == "INVALID_PARAMETER_VALUE"
@@ -82,7 +85,9 @@ def test_run_artifact_listing_rejects_traversal(server: tuple[str, Path]) -> Non
 
 def test_downloads_are_attachments_that_browsers_do_not_sniff(server: tuple[str, Path]) -> None:
     url, _ = server
-    put = httpx.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/x/page.html", content=b"<script>alert(1)</script>")
+    put = httpx.put(
+        f"{url}/api/2.0/mlflow-artifacts/artifacts/x/page.html", content=b"<script>alert(1)</script>"
+    )
     assert put.status_code == 200
     got = httpx.get(f"{url}/api/2.0/mlflow-artifacts/artifacts/x/page.html")
     assert got.content == b"<script>alert(1)</script>"
@@ -91,7 +96,9 @@ def test_downloads_are_attachments_that_browsers_do_not_sniff(server: tuple[str,
     assert got.headers["content-type"] == "application/octet-stream"
 
 
-@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None])
+@pytest.mark.parametrize(
+    "ctype", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
 def test_non_json_posts_are_refused_and_change_nothing(server: tuple[str, Path], ctype: str | None) -> None:
     url, _ = server
     headers = {"content-type": ctype} if ctype else {}
@@ -104,8 +111,11 @@ def test_non_json_posts_are_refused_and_change_nothing(server: tuple[str, Path],
 
 def test_unknown_host_header_is_refused(server: tuple[str, Path]) -> None:
     url, _ = server
-    status, body, _ = raw(url, "GET", "/api/2.0/mlflow/experiments/get?experiment_id=0", headers={"Host": "evil.example"})
+    status, body, _ = raw(
+        url, "GET", "/api/2.0/mlflow/experiments/get?experiment_id=0", headers={"Host": "evil.example"}
+    )
     assert status == 403
+    assert json.loads(body)["error_code"] == "PERMISSION_DENIED"
     ok = httpx.get(f"{url}/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"})
     assert ok.status_code == 200
 

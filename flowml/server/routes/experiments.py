@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from flowml.server import auth
 from flowml.server.deps import BackendDep
 from flowml.server.schemas import (
     CreateExperiment,
@@ -24,8 +25,12 @@ _MAX_EXPERIMENTS = 50_000
 
 
 @router.post("/experiments/create")
-def create_experiment(body: CreateExperiment, backend: BackendDep) -> dict[str, Any]:
+def create_experiment(body: CreateExperiment, request: Request, backend: BackendDep) -> dict[str, Any]:
     tags = {t.key: t.value for t in body.tags}
+    user = auth.owner(request)
+    if user is not None:
+        exp_id = auth.create_owned_experiment(backend, user, body.name, body.artifact_location or None, tags)
+        return {"experiment_id": exp_id}
     return {"experiment_id": backend.create_experiment(body.name, body.artifact_location or None, tags)}
 
 
@@ -42,14 +47,17 @@ def get_experiment_by_name(backend: BackendDep, experiment_name: str = Query(min
     return {"experiment": experiment_json(exp)}
 
 
-def _search(body: SearchExperiments, backend: BackendDep) -> dict[str, Any]:
+def _search(body: SearchExperiments, request: Request, backend: BackendDep) -> dict[str, Any]:
     if not 1 <= body.max_results <= _MAX_EXPERIMENTS:
         raise InvalidParameterValue(
             f"Invalid value {body.max_results} for parameter 'max_results' supplied. It must be "
             f"between 1 and {_MAX_EXPERIMENTS}."
         )
+    filter_string = auth.restrict_filter(request, body.filter or None, "experiments")
+    if filter_string == auth.NOTHING:
+        return {"experiments": []}
     page = backend.search_experiments(
-        parse_view_type(body.view_type), body.max_results, body.filter or None, body.order_by, body.page_token
+        parse_view_type(body.view_type), body.max_results, filter_string, body.order_by, body.page_token
     )
     out: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
     if page.token:
@@ -58,12 +66,13 @@ def _search(body: SearchExperiments, backend: BackendDep) -> dict[str, Any]:
 
 
 @router.post("/experiments/search")
-def search_experiments(body: SearchExperiments, backend: BackendDep) -> dict[str, Any]:
-    return _search(body, backend)
+def search_experiments(body: SearchExperiments, request: Request, backend: BackendDep) -> dict[str, Any]:
+    return _search(body, request, backend)
 
 
 @router.get("/experiments/search")
 def search_experiments_get(
+    request: Request,
     backend: BackendDep,
     max_results: int = 1000,
     page_token: str | None = None,
@@ -74,7 +83,7 @@ def search_experiments_get(
     body = SearchExperiments(
         max_results=max_results, page_token=page_token, filter=filter, order_by=order_by, view_type=view_type
     )
-    return _search(body, backend)
+    return _search(body, request, backend)
 
 
 @router.post("/experiments/update")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowml.entities_registry import ModelVersion, RegisteredModel
 from flowml.exceptions import InvalidParameterValue
+from flowml.server import auth
 from flowml.server.deps import BackendDep
 from flowml.server.schemas import KeyValue
 from flowml.server.wire import fast_json, tags_json
@@ -141,6 +142,13 @@ def _check_max(value: int, limit: int) -> None:
 @router.post("/registered-models/create")
 def create_registered_model(body: CreateModel, request: Request, backend: BackendDep) -> dict[str, Any]:
     tags = {t.key: t.value for t in body.tags}
+    user = auth.owner(request)
+    if user is not None:
+        return {
+            "registered_model": model_json(
+                auth.create_owned_model(backend, user, body.name, tags, body.description)
+            )
+        }
     rm = backend.create_registered_model(body.name, tags, body.description, _actor(request))
     return {"registered_model": model_json(rm)}
 
@@ -153,6 +161,10 @@ def get_registered_model(backend: BackendDep, name: str = Query(min_length=1)) -
 @router.post("/registered-models/rename")
 def rename_registered_model(body: Rename, request: Request, backend: BackendDep) -> dict[str, Any]:
     rm = backend.rename_registered_model(body.name, body.new_name, _actor(request))
+    if auth.owner(request) is not None:
+        from flowml.store import auth as auth_store
+
+        backend.db.write(lambda s: auth_store.rename_model_permissions(s, body.name, body.new_name))
     return {"registered_model": model_json(rm)}
 
 
@@ -169,6 +181,7 @@ def delete_registered_model(body: Name, request: Request, backend: BackendDep) -
 
 @router.get("/registered-models/search")
 def search_registered_models(
+    request: Request,
     backend: BackendDep,
     filter: str | None = None,
     max_results: int = 100,
@@ -176,7 +189,10 @@ def search_registered_models(
     page_token: str | None = None,
 ) -> Response:
     _check_max(max_results, _MAX_MODELS)
-    page = backend.search_registered_models(filter or None, max_results, order_by, page_token)
+    filter_string = auth.restrict_filter(request, filter or None, "models")
+    if filter_string == auth.NOTHING:
+        return fast_json({"registered_models": []})
+    page = backend.search_registered_models(filter_string, max_results, order_by, page_token)
     out: dict[str, Any] = {"registered_models": [model_json(m) for m in page]}
     if page.token:
         out["next_page_token"] = page.token
@@ -272,6 +288,7 @@ def delete_model_version(body: Version, request: Request, backend: BackendDep) -
 
 @router.get("/model-versions/search")
 def search_model_versions(
+    request: Request,
     backend: BackendDep,
     filter: str | None = None,
     max_results: int = 10_000,
@@ -279,7 +296,10 @@ def search_model_versions(
     page_token: str | None = None,
 ) -> Response:
     _check_max(max_results, _MAX_VERSIONS)
-    page = backend.search_model_versions(filter or None, max_results, order_by, page_token)
+    filter_string = auth.restrict_filter(request, filter or None, "models")
+    if filter_string == auth.NOTHING:
+        return fast_json({"model_versions": []})
+    page = backend.search_model_versions(filter_string, max_results, order_by, page_token)
     out: dict[str, Any] = {"model_versions": [version_json(v) for v in page]}
     if page.token:
         out["next_page_token"] = page.token

@@ -82,6 +82,7 @@ def upgrade() -> None:
         sa.Column("is_nan", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
     op.create_table(
@@ -103,6 +104,7 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=8000), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_params"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_params_key_value", "params", ["key", "value"])
     op.create_table(
@@ -112,6 +114,7 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=8000), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_run_tags"),
+        sqlite_with_rowid=False,
     )
 
     op.create_table(
@@ -152,9 +155,52 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["model_id"], ["logged_models.model_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "model_id", name="pk_run_outputs"),
     )
+    op.create_table(
+        "auth_users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=255), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("is_admin", sa.Boolean(), nullable=False),
+        sa.Column("created_time", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("username"),
+    )
+    op.create_table(
+        "auth_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("created_time", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["auth_users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("token_hash"),
+    )
+    op.create_table(
+        "auth_experiment_permissions",
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("permission", sa.String(length=16), nullable=False),
+        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.experiment_id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["auth_users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("experiment_id", "user_id", name="pk_auth_experiment_permissions"),
+    )
+    op.create_table(
+        "auth_registered_model_permissions",
+        sa.Column("name", sa.String(length=256), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("permission", sa.String(length=16), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["auth_users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("name", "user_id", name="pk_auth_registered_model_permissions"),
+    )
 
 
 def downgrade() -> None:
+    for table in (
+        "auth_registered_model_permissions",
+        "auth_experiment_permissions",
+        "auth_tokens",
+        "auth_users",
+    ):
+        op.drop_table(table)
     op.drop_table("run_outputs")
     op.drop_table("logged_model_params")
     op.drop_table("logged_model_tags")
