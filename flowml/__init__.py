@@ -53,6 +53,7 @@ _LAZY: dict[str, str] = {
         "flowml.tracking.io",
     ),
     "autolog": "flowml.models.autolog",
+    "register_model": "flowml.registry.fluent",
     "FlowmlClient": "flowml.client",
     "MlflowClient": "flowml.client",
 }
@@ -63,6 +64,7 @@ _SUBMODULES = (
     "exceptions",
     "models",
     "pyfunc",
+    "registry",
     "settings",
     "sklearn",
     "validation",
@@ -100,6 +102,8 @@ __all__ = [
     "log_text",
     "models",
     "pyfunc",
+    "register_model",
+    "registry",
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
@@ -130,10 +134,22 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from flowml import client, entities, exceptions, models, pyfunc, settings, sklearn, validation, xgboost
+    from flowml import (
+        client,
+        entities,
+        exceptions,
+        models,
+        pyfunc,
+        registry,
+        settings,
+        sklearn,
+        validation,
+        xgboost,
+    )
     from flowml.client import FlowmlClient
     from flowml.client import FlowmlClient as MlflowClient
     from flowml.models.autolog import autolog
+    from flowml.registry.fluent import register_model
     from flowml.tracking.fluent import (
         ActiveRun,
         active_run,

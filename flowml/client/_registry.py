@@ -21,7 +21,7 @@ from flowml.entities_registry import (
     RegistryEvent,
     StageTransition,
 )
-from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceDoesNotExist
+from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 
 if TYPE_CHECKING:
     from flowml.client.base import TrackingBackend
@@ -47,13 +47,7 @@ class RegistryMixin:
 
     @property
     def _registry(self) -> RegistryBackend:
-        backend = self._backend
-        if not isinstance(backend, RegistryBackend):
-            raise FlowmlError(
-                f"The model registry is not available through {type(backend).__name__} yet",
-                error_code="NOT_IMPLEMENTED",
-            )
-        return backend
+        return self._backend
 
     # -- registered models ---------------------------------------------------------------------
     def create_registered_model(

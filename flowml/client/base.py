@@ -10,13 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 
+from flowml.client._registry_backend import RegistryBackend
 from flowml.entities import Experiment, Metric, PagedList, Param, Run, RunInfo, RunTag, ViewType
 
 __all__ = ["TrackingBackend"]
 
 
-class TrackingBackend(ABC):
-    """Store operations with MLflow's semantics; errors are :class:`flowml.exceptions.FlowmlError`."""
+class TrackingBackend(RegistryBackend, ABC):
+    """Store operations with MLflow's semantics (tracking here, the registry in
+    :class:`RegistryBackend`); errors are :class:`flowml.exceptions.FlowmlError`."""
 
     #: Where new experiments put their artifacts unless told otherwise.
     artifact_root: str

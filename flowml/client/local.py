@@ -18,6 +18,7 @@ from flowml.entities import (
     ViewType,
 )
 from flowml.store import Database, logged_models, run_data, tracking
+from flowml.store.group_commit import GroupCommit
 
 __all__ = ["SqlBackend", "SqlLoggedModels"]
 
@@ -28,6 +29,7 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
     def __init__(self, uri: str, artifact_root: str, *, busy_timeout_ms: int = 30_000) -> None:
         self.artifact_root = artifact_root
         self.db = Database(uri, artifact_root, busy_timeout_ms=busy_timeout_ms)
+        self._batches = GroupCommit(self.db)
         self.logged_models = SqlLoggedModels(self.db)
 
     # experiments
@@ -107,7 +109,7 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
         params: Sequence[Param],
         tags: Sequence[RunTag],
     ) -> None:
-        self.db.write(lambda s: run_data.log_batch(s, run_id, metrics, params, tags))
+        self._batches.submit(lambda s: run_data.log_batch(s, run_id, metrics, params, tags))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self.db.write(lambda s: run_data.delete_tag(s, run_id, key))

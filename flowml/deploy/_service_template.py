@@ -4,7 +4,8 @@
 ``flowml_bento_service.py`` and writes ``flowml_service.json`` next to it (model tag, service name,
 signature, labels, batching). It is a real module so it is linted, type-checked and tested like the rest
 of flowml; imported from the package (without a config file next to it) it falls back to the model tag
-in ``FLOWML_BENTO_MODEL``.
+in ``FLOWML_BENTO_MODEL``. ``flowml models serve`` writes ``model_path`` instead of ``model_tag``: the
+service then loads the resolved model directory in place (no BentoML model store, a faster start).
 
 Endpoints:
 
@@ -55,6 +56,10 @@ def _load_config() -> dict[str, Any]:
 
 
 CONFIG = _load_config()
+# One compute thread per worker: for small requests OpenMP thread hand-offs (xgboost, sklearn forests)
+# cost more than they save, and several workers/requests already use the cores. Set before the model
+# libraries are imported; an explicit OMP_NUM_THREADS in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", str(CONFIG.get("threads", 1)))
 SERVICE_NAME: str = CONFIG.get("service_name", "flowml_model")
 BATCHING: dict[str, Any] = CONFIG.get("batching") or {}
 
@@ -150,13 +155,17 @@ def _service() -> FlowmlModelService:
 class FlowmlModelService:
     """One pyfunc model behind MLflow's /invocations and a typed /predict."""
 
-    bento_model = bentoml.models.BentoModel(CONFIG["model_tag"])
+    if not CONFIG.get("model_path"):  # a Bento: the model lives in the BentoML model store
+        bento_model = bentoml.models.BentoModel(CONFIG["model_tag"])
 
     def __init__(self) -> None:
         from flowml.pyfunc import load_model
 
         started = time.perf_counter()
-        path = os.path.join(self.bento_model.path, MODEL_SUBDIR)
+        if CONFIG.get("model_path"):  # `flowml models serve`: the resolved model directory, in place
+            path = str(CONFIG["model_path"])
+        else:
+            path = os.path.join(self.bento_model.path, MODEL_SUBDIR)
         self.model = load_model(path)
         self.model.smoke_test()
         _log.info("flowml model %s loaded and smoke-tested in %.2fs", path, time.perf_counter() - started)
@@ -169,7 +178,7 @@ class FlowmlModelService:
             return invoke(self.model, body, content_type)
         return await anyio.to_thread.run_sync(invoke, self.model, body, content_type)
 
-    @bentoml.api(
+    @bentoml.api(  # type: ignore[untyped-decorator]
         route="/predict",
         batchable=bool(BATCHING.get("enabled", False)),
         max_batch_size=int(BATCHING.get("max_batch_size", 64)),

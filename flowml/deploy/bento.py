@@ -41,7 +41,9 @@ __all__ = [
     "build_bento",
     "import_model",
     "model_dir_sha256",
+    "prepare_service",
     "resolve_model_source",
+    "serve_command",
     "use_bentoml_home",
 ]
 
@@ -218,25 +220,38 @@ def _requirements(local_path: str) -> list[str]:
     return reqs
 
 
-def _write_build_context(ctx: str, model_tag: str, source: ModelSource, config: Mapping[str, Any]) -> None:
+def _write_build_context(
+    ctx: str,
+    source: ModelSource,
+    service_name: str,
+    config: Mapping[str, Any],
+    *,
+    vendor_flowml: bool = True,
+) -> None:
     import flowml
     from flowml.deploy import _service_template
 
     shutil.copy2(_service_template.__file__, os.path.join(ctx, f"{SERVICE_MODULE}.py"))
-    package_dir = os.path.dirname(os.path.abspath(flowml.__file__))
-    shutil.copytree(
-        package_dir, os.path.join(ctx, "flowml"), ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
+    if vendor_flowml:
+        package_dir = os.path.dirname(os.path.abspath(flowml.__file__))
+        shutil.copytree(
+            package_dir, os.path.join(ctx, "flowml"), ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     signature = source.mlmodel.signature
     service_config = {
-        "model_tag": model_tag,
-        "service_name": _tag_name(source.registered_model or "flowml-model").replace("-", "_"),
+        "service_name": re.sub(r"[^a-z0-9_]", "_", service_name),
         "signature": signature.to_dict() if signature is not None else None,
         "labels": source.labels,
         **config,
     }
     with open(os.path.join(ctx, CONFIG_FILE), "w", encoding="utf-8") as fh:
         json.dump(service_config, fh, indent=2)
+
+
+def _batching_config(batching: bool | Mapping[str, Any]) -> dict[str, Any]:
+    if not batching:
+        return {}
+    return {"enabled": True, **(dict(batching) if isinstance(batching, Mapping) else {})}
 
 
 def build_bento(
@@ -260,19 +275,19 @@ def build_bento(
 
         source = resolve_model_source(model_uri)
         model_tag = import_model(source, name)
-        batch_conf: dict[str, Any] = {}
-        if batching:
-            batch_conf = {"enabled": True, **(dict(batching) if isinstance(batching, Mapping) else {})}
+        batch_conf = _batching_config(batching)
         labels = {**source.labels, "flowml.model_uri": source.uri, "flowml.bento_model": model_tag}
         py = python_version or "{}.{}".format(*sys.version_info[:2])
+        bento_name = _tag_name(name or source.registered_model or "flowml-model")
         with tempfile.TemporaryDirectory(prefix="flowml-bento-") as ctx:
-            _write_build_context(ctx, model_tag, source, {"batching": batch_conf, "workers": workers})
+            config = {"model_tag": model_tag, "batching": batch_conf, "workers": workers}
+            _write_build_context(ctx, source, bento_name, config)
             sys.modules.pop(SERVICE_MODULE, None)  # another build's service module must not be reused
             try:
                 bento = bentoml.build(
                     service=f"{SERVICE_MODULE}:{SERVICE_CLASS}",
                     build_ctx=ctx,
-                    name=_tag_name(name or source.registered_model or "flowml-model"),
+                    name=bento_name,
                     version=version,
                     labels=labels,
                     include=[f"{SERVICE_MODULE}.py", CONFIG_FILE, "flowml/**"],
@@ -282,3 +297,40 @@ def build_bento(
             finally:
                 sys.modules.pop(SERVICE_MODULE, None)
         return BuiltBento(str(bento.tag), str(bento.path), model_tag, labels)
+
+
+def prepare_service(
+    model_uri: str,
+    ctx: str,
+    *,
+    name: str | None = None,
+    batching: bool | Mapping[str, Any] = False,
+    workers: int = 1,
+) -> ModelSource:
+    """Write a servable service for ``model_uri`` into directory ``ctx`` (no Bento, no model store).
+
+    The model is resolved (downloaded into ``ctx/model`` when remote) and verified; the service loads it
+    in place. ``bentoml serve flowml_bento_service:FlowmlModelService --working-dir ctx`` serves it
+    (:func:`serve_command`); ``ctx`` must outlive the server.
+    """
+    os.makedirs(os.path.join(ctx, "model"), exist_ok=True)
+    source = resolve_model_source(model_uri, dst_path=os.path.join(ctx, "model"))
+    service_name = _tag_name(name or source.registered_model or "flowml-model")
+    config = {
+        "model_path": os.path.abspath(source.local_path),
+        "batching": _batching_config(batching),
+        "workers": workers,
+    }
+    _write_build_context(ctx, source, service_name, config, vendor_flowml=False)
+    return source
+
+
+def serve_command(target: str, *, host: str, port: int, working_dir: str | None = None) -> list[str]:
+    """The ``bentoml serve`` command line for a Bento tag, or (with ``working_dir``) a prepared context."""
+    bentoml_cli = os.path.join(os.path.dirname(sys.executable), "bentoml")
+    if not os.path.isfile(bentoml_cli):  # pragma: no cover - bentoml installed without its script
+        bentoml_cli = shutil.which("bentoml") or "bentoml"
+    cmd = [bentoml_cli, "serve", target, "--host", host, "--port", str(port)]
+    if working_dir is not None:
+        cmd += ["--working-dir", working_dir]
+    return cmd

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flowml.client import FlowmlClient
-from flowml.entities import Param, RunStatus
+from flowml.entities import Param
 from flowml.exceptions import FlowmlError
 from flowml.projects.env import Environment
 from flowml.projects.spec import ExecutionError
@@ -43,7 +43,8 @@ _log = logging.getLogger(__name__)
 
 
 def experiment_id_for(client: FlowmlClient, name: str | None, experiment_id: str | None) -> str:
-    """An explicit id, else the named experiment (created if missing), else the environment's, else ``"0"``."""
+    """An explicit id, else the named experiment (created if missing), else the environment's, else
+    ``"0"``."""
     if experiment_id:
         return str(experiment_id)
     env = os.environ
@@ -198,19 +199,19 @@ def finish_runs_of_flow_run(flow_run_id: str, status: str) -> list[str]:
 
 
 def state_hook(status: str) -> Any:
-    """A Prefect flow state hook (``on_cancellation`` / ``on_crashed``) that ends the flow run's tracking runs.
+    """A Prefect flow state hook (``on_cancellation`` / ``on_crashed``) that ends the flow run's tracking
+    runs.
 
-    The runner calls hooks with keywords, the engine positionally: the names must be ``flow, flow_run, state``.
+    The runner calls hooks with keywords, the engine positionally: the names must be ``flow, flow_run,
+    state``.
     """
 
     def hook(flow: Any, flow_run: Any, state: Any) -> None:
         try:
             finish_runs_of_flow_run(str(flow_run.id), status)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a hook must never fail the flow run's final state
             _log.exception("flowml: could not mark the tracking runs of flow run %s %s", flow_run.id, status)
 
     hook.__name__ = f"flowml_mark_{status.lower()}"
     return hook
 
-
-TERMINAL = {"ok": RunStatus.FINISHED, "error": RunStatus.FAILED, "interrupted": RunStatus.KILLED}

@@ -54,8 +54,18 @@ class Environment:
                 full["VIRTUAL_ENV"] = str(self.bin_dir.parent)
         if self.docker_image is None:
             return [*self.prefix, _shell(), "-c", command], full
-        argv = ["docker", "run", "--rm", "--network", "host", "-v", f"{workdir}:/mlflow/projects/code",
-                "-w", "/mlflow/projects/code", *self.docker_args]
+        argv = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-v",
+            f"{workdir}:/mlflow/projects/code",
+            "-w",
+            "/mlflow/projects/code",
+            *self.docker_args,
+        ]
         for key, value in env.items():
             argv += ["-e", f"{key}={value}"]
         return [*argv, self.docker_image, "bash", "-c", command], full
@@ -132,7 +142,9 @@ def _virtualenv(project: Project, use_uv: bool) -> Environment:
         else:
             exe = interpreter if interpreter == sys.executable else shutil.which(f"python{python}")
             if exe is None:
-                raise ExecutionError(f"Python {python} is not installed (needed by python_env); install it or uv")
+                raise ExecutionError(
+                    f"Python {python} is not installed (needed by python_env); install it or uv"
+                )
             _run([exe, "-m", "venv", str(tmp)], project.directory, "python -m venv")
             install = [str(tmp / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         for group in (build_deps, deps):
@@ -148,8 +160,10 @@ def _conda(project: Project) -> Environment:
     conda = os.environ.get("MLFLOW_CONDA_HOME")
     exe = str(Path(conda) / "bin" / "conda") if conda else shutil.which("conda")
     if not exe or not Path(exe).exists():
-        raise ExecutionError("conda is not available: install conda (or set MLFLOW_CONDA_HOME), or run with "
-                             "--env-manager local / virtualenv")
+        raise ExecutionError(
+            "conda is not available: install conda (or set MLFLOW_CONDA_HOME), or run with "
+            "--env-manager local / virtualenv"
+        )
     if project.conda_env is None:
         raise ProjectSpecError("env_manager 'conda' needs a conda_env file (conda.yaml) in the project")
     file = project.directory / project.conda_env
@@ -157,7 +171,9 @@ def _conda(project: Project) -> Environment:
 
     def build(tmp: Path) -> None:
         shutil.rmtree(tmp)  # conda wants to create the prefix itself
-        _run([exe, "env", "create", "--quiet", "-p", str(tmp), "-f", str(file)], project.directory, "conda env")
+        _run(
+            [exe, "env", "create", "--quiet", "-p", str(tmp), "-f", str(file)], project.directory, "conda env"
+        )
 
     env_dir = _build_once(_cache_dir("conda", key), build)
     return Environment(kind="conda", prefix=[exe, "run", "--no-capture-output", "-p", str(env_dir)])
@@ -184,7 +200,8 @@ def _docker(project: Project, tracking_env: Mapping[str, str]) -> Environment:
     if reason is not None:
         raise ExecutionError(
             f"Docker is not available ({reason}); project {project.name!r} declares docker_env "
-            f"image {project.docker_env.image!r}. Start a Docker engine or remove docker_env to run it locally."
+            f"image {project.docker_env.image!r}. Start a Docker engine or remove docker_env to run "
+            f"it locally."
         )
     args: list[str] = []
     for volume in project.docker_env.volumes:

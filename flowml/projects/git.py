@@ -1,7 +1,8 @@
 """Where a project comes from: a local directory, or a git repository cloned into a cache.
 
 URIs: ``path/to/dir``, ``file:///abs/dir`` (a git repo there is cloned), ``https://host/repo.git#sub/dir``,
-``git@host:repo.git``, ``ssh://...``, ``git+https://...``. ``version`` is a commit, tag or branch (git URIs only).
+``git@host:repo.git``, ``ssh://...``, ``git+https://...``. ``version`` is a commit, tag or branch (git
+URIs only).
 The cache lives under ``$FLOWML_PROJECTS_CACHE`` (default ``~/.cache/flowml/projects``), one clone per
 (repository, version); a cached clone is fetched and reset on every use.
 """
@@ -114,7 +115,9 @@ def _checkout(repo_url: str, version: str | None) -> tuple[Path, str, str | None
     try:
         _git("checkout", "--quiet", "--force", "--detach", target, cwd=dest)
     except ExecutionError as exc:
-        raise ExecutionError(f"Unable to checkout version {version!r} of git repo {repo_url}: {exc}") from None
+        raise ExecutionError(
+            f"Unable to checkout version {version!r} of git repo {repo_url}: {exc}"
+        ) from None
     _git("clean", "-fdxq", cwd=dest)
     return dest, _git("rev-parse", "HEAD", cwd=dest), branch
 
@@ -135,7 +138,7 @@ def _local_git_facts(directory: Path) -> tuple[str | None, str | None, str | Non
     except (ExecutionError, OSError):
         return None, None, None
     try:
-        url = _git("remote", "get-url", "origin", cwd=top)
+        url: str = _git("remote", "get-url", "origin", cwd=top)
     except ExecutionError:
         url = str(top)
     try:
@@ -164,5 +167,5 @@ def fetch_project(uri: str, version: str | None = None) -> ProjectSource:
     directory = root / sub if sub else root
     if not directory.is_dir():
         raise ProjectSpecError(f"Project directory {str(directory)!r} does not exist")
-    commit, url, branch = _local_git_facts(directory)
-    return ProjectSource(directory, str(directory), commit, url, branch)
+    local_commit, url, local_branch = _local_git_facts(directory)
+    return ProjectSource(directory, str(directory), local_commit, url, local_branch)

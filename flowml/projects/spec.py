@@ -1,16 +1,19 @@
 """The ``MLproject`` file as a validated, typed model.
 
 MLflow's format (``name``, one of ``python_env`` / ``conda_env`` / ``docker_env``, ``entry_points`` with typed
-``parameters`` and a ``command``) plus flowml's optional ``flowml:`` section: a DAG of ``steps`` over the entry
+``parameters`` and a ``command``) plus flowml's optional ``flowml:`` section: a DAG of ``steps`` over the
+entry
 points (ignored by MLflow, so the file stays portable). Every error names the offending field, e.g.
 ``MLproject: entry_points.main.parameters.alpha.type: Input should be 'string', 'float', ...``.
 
-Where flowml is stricter than MLflow (documented in mlflow-facts §7): ``int``/``float`` values are converted and
+Where flowml is stricter than MLflow (documented in mlflow-facts §7): ``int``/``float`` values are
+converted and
 validated before anything runs, and an unknown parameter ``type`` is an error rather than "string".
 """
 
 from __future__ import annotations
 
+import builtins
 import math
 import os
 import re
@@ -38,9 +41,10 @@ __all__ = [
     "load_project",
 ]
 
-ParamType = Literal["string", "float", "int", "path", "uri"]
+ParamTypeName = Literal["string", "float", "int", "path", "uri"]
 Scalar = str | int | float | bool
-#: ``{name}`` references in step parameters: a pipeline parameter, ``steps.X.run_id`` or ``steps.X.outputs.K``.
+#: ``{name}`` references in step parameters: a pipeline parameter, ``steps.X.run_id`` or
+#: ``steps.X.outputs.K``.
 _REF = re.compile(r"\{([A-Za-z_][\w.\-]*)\}")
 
 
@@ -58,7 +62,7 @@ class _Model(BaseModel):
 
 class ParameterSpec(_Model):
     name: str
-    type: ParamType = "string"
+    type: ParamTypeName = "string"
     default: Scalar | None = None
 
     @model_validator(mode="after")
@@ -68,11 +72,12 @@ class ParameterSpec(_Model):
         return self
 
     @property
-    def python_type(self) -> type:
+    def python_type(self) -> builtins.type:
         return {"int": int, "float": float}.get(self.type, str)
 
     def convert(self, value: Any, base_dir: Path | None = None, check_paths: bool = True) -> Any:
-        """``value`` as this parameter's type: int/float converted, path absolute (and existing), uri checked."""
+        """``value`` as this parameter's type: int/float converted, path absolute (and existing), uri
+        checked."""
         if self.type == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(f"parameter {self.name!r} expects an int, got {value!r}")
@@ -144,12 +149,14 @@ class EntryPoint(_Model):
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """Typed values of the declared parameters (defaults filled in) and the undeclared extras.
 
-        User values that are relative paths resolve against the caller's directory, defaults against the project.
+        User values that are relative paths resolve against the caller's directory, defaults against the
+        project.
         """
         return resolve_parameters(self.parameters, values, project_dir, check_paths, self.name)
 
     def render(self, declared: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
-        """The shell command: ``{param}`` substituted with quoted values, extras appended as ``--key value``."""
+        """The shell command: ``{param}`` substituted with quoted values, extras appended as ``--key
+        value``."""
         quoted = {k: shlex.quote(str(v)) for k, v in declared.items()}
         try:
             command = self.command.format(**quoted)
@@ -172,8 +179,9 @@ def resolve_parameters(
     missing = [n for n, p in specs.items() if values.get(n) is None and p.default is None]
     if missing:
         names = ", ".join(repr(n) for n in missing)
-        raise ProjectSpecError(f"No value given for missing parameters: {names}" + (f" (entry point {where!r})"
-                                                                                    if where else ""))
+        raise ProjectSpecError(
+            f"No value given for missing parameters: {names}" + (f" (entry point {where!r})" if where else "")
+        )
     declared: dict[str, Any] = {}
     for name, spec in specs.items():
         given = values.get(name)
@@ -204,9 +212,11 @@ class Step(_Model):
         """``(parameter, reference)`` for every ``{ref}`` in this step's parameter values."""
         return [(k, m) for k, v in self.parameters.items() for m in _REF.findall(str(v))]
 
-    def render_parameters(self, pipeline: Mapping[str, Any], upstream: Mapping[str, Mapping[str, Any]]) -> dict[
-        str, str]:
-        """Substitute ``{param}``, ``{steps.X.run_id}`` and ``{steps.X.outputs.K}`` in the parameter values."""
+    def render_parameters(
+        self, pipeline: Mapping[str, Any], upstream: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, str]:
+        """Substitute ``{param}``, ``{steps.X.run_id}`` and ``{steps.X.outputs.K}`` in the parameter
+        values."""
 
         def lookup(match: re.Match[str]) -> str:
             ref = match.group(1)
@@ -218,8 +228,9 @@ class Step(_Model):
                 if len(rest) == 2 and rest[0] == "outputs":
                     outputs = result.get("outputs", {})
                     if rest[1] not in outputs:
-                        raise ExecutionError(f"step {step!r} did not write output {rest[1]!r} "
-                                             f"(needed by step {self.name!r})")
+                        raise ExecutionError(
+                            f"step {step!r} did not write output {rest[1]!r} (needed by step {self.name!r})"
+                        )
                     return str(outputs[rest[1]])
             return str(pipeline[ref])
 
@@ -282,7 +293,9 @@ class Project(_Model):
     def _check(self) -> Project:
         envs = [f for f in ("python_env", "conda_env", "docker_env") if getattr(self, f) is not None]
         if len(envs) > 1:
-            raise ValueError(f"only one of python_env, conda_env, docker_env may be set; got {', '.join(envs)}")
+            raise ValueError(
+                f"only one of python_env, conda_env, docker_env may be set; got {', '.join(envs)}"
+            )
         for field in ("python_env", "conda_env"):
             path = getattr(self, field)
             if path is not None and not (self.directory / path).is_file():

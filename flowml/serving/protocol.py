@@ -32,6 +32,7 @@ __all__ = [
     "UnsupportedMediaType",
     "error_response",
     "invoke",
+    "model_predict",
     "parse_content_type",
     "parse_csv_input",
     "parse_json_input",
@@ -251,6 +252,56 @@ def error_response(exc: BaseException) -> tuple[int, bytes]:
     return 400, orjson.dumps({"error_code": "BAD_REQUEST", "message": message})
 
 
+def _conforms(data: Any, schema: Any) -> bool:
+    """True when ``data`` is a DataFrame that ``enforce_schema`` would return unchanged.
+
+    That is: a named, column-based schema of numeric/boolean columns, and a frame with exactly those
+    columns, in that order, each already of the target dtype (what a JSON body of floats parses to for
+    ``double`` columns). Then enforcement is an identity and can be skipped: it rebuilds the frame,
+    which costs more than the prediction for a 1-row xgboost request.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from flowml.models.enforce import _NUMPY_OF
+    from flowml.models.signature import ColSpec
+
+    if not isinstance(data, pd.DataFrame) or schema.is_tensor_spec() or not schema.has_input_names():
+        return False
+    specs = schema.inputs
+    if len(specs) != len(data.columns):
+        return False
+    dtypes = data.dtypes
+    for spec, column, dtype in zip(specs, data.columns, dtypes, strict=True):
+        if not isinstance(spec, ColSpec) or spec.name != column or not isinstance(spec.type, str):
+            return False
+        if spec.type not in ("double", "float", "long", "integer", "boolean"):
+            return False
+        if dtype != np.dtype(_NUMPY_OF[spec.type]):
+            return False
+    return True
+
+
+def model_predict(model: Any, data: Any, params: dict[str, Any] | None = None) -> Any:
+    """``model.predict(data, params)``; skips the signature check when it would change nothing.
+
+    The fast path applies to a :class:`~flowml.models.pyfunc.PyFuncModel` whose signature has no params
+    schema, called without params, on a frame that already conforms exactly (:func:`_conforms`).
+    """
+    impl = getattr(model, "_impl", None)
+    signature = getattr(getattr(model, "metadata", None), "signature", None)
+    if (
+        impl is not None
+        and params is None
+        and signature is not None
+        and signature.inputs is not None
+        and signature.params is None
+        and _conforms(data, signature.inputs)
+    ):
+        return impl.predict(data, params=None)
+    return model.predict(data, params=params)
+
+
 def _input_schema(model: Any) -> Any:
     signature = getattr(getattr(model, "metadata", None), "signature", None)
     return signature.inputs if signature is not None else None
@@ -262,13 +313,10 @@ def invoke(
     content_type: str | None,
     predict: Callable[[Any, dict[str, Any] | None], Any] | None = None,
 ) -> tuple[int, bytes]:
-    """One ``/invocations`` call: (status, JSON body). ``predict`` defaults to ``model.predict``."""
+    """One ``/invocations`` call: (status, JSON body). ``predict`` defaults to :func:`model_predict`."""
     try:
         data, params = parse_request(body, content_type, _input_schema(model))
-        if predict is None:
-            result = model.predict(data, params=params)
-        else:
-            result = predict(data, params)
+        result = model_predict(model, data, params) if predict is None else predict(data, params)
         return 200, serialize_predictions(result)
     except Exception as exc:  # noqa: BLE001 - every failure becomes an MLflow error JSON
         return error_response(exc)

@@ -215,6 +215,7 @@ PUBLIC_API = [
     "MlflowClient",
     "__version__",
     "active_run",
+    "autolog",
     "client",
     "create_experiment",
     "delete_tag",
@@ -237,6 +238,10 @@ PUBLIC_API = [
     "log_param",
     "log_params",
     "log_text",
+    "models",
+    "pyfunc",
+    "register_model",
+    "registry",
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
@@ -245,8 +250,10 @@ PUBLIC_API = [
     "set_tags",
     "set_tracking_uri",
     "settings",
+    "sklearn",
     "start_run",
     "validation",
+    "xgboost",
 ]
 
 
