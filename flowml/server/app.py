@@ -81,6 +81,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.include_router(artifacts.proxy_router, prefix="/api/2.0/mlflow-artifacts", dependencies=guards)
     app.include_router(flowml_api.router, prefix="/api/flowml", dependencies=guards)
     app.include_router(flowml_registry.router, prefix="/api/flowml", dependencies=guards)
+    app.include_router(flowml_registry.events_router, prefix="/api/flowml", dependencies=guards)
     app.add_middleware(GuardMiddleware, allowed_hosts=settings.allowed_hosts)
 
     return app

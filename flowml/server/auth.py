@@ -131,6 +131,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/model-versions/get-download-uri"): MOD_R,
     ("GET", "/registry/history"): MOD_R,
     ("GET", "/registry/events"): ADMIN,
+    ("GET", "/events"): ADMIN,
     ("GET", "/registry/events/pending"): ADMIN,
     ("GET", "/registry/events/attempts"): ADMIN,
     ("POST", "/registry/events/attempts"): ADMIN,

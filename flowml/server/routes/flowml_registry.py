@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowml.server.deps import BackendDep
 
 router = APIRouter(prefix="/registry", tags=["flowml registry"])
+#: ``GET /api/flowml/events``: the registry's durable event log (same data as /registry/events).
+events_router = APIRouter(tags=["flowml registry"])
 
 
 def as_json(obj: Any) -> dict[str, Any]:
@@ -43,6 +45,7 @@ def history(
     return {"history": [as_json(h) for h in backend.get_registry_history(name, version)]}
 
 
+@events_router.get("/events")
 @router.get("/events")
 def events(
     backend: BackendDep,
