@@ -196,6 +196,7 @@ def main() -> None:
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow execs `uvicorn`
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "BENTOML_DO_NOT_TRACK": "true",
         "BENTOML_HOME": str(work / "bentoml"),

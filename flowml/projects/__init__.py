@@ -8,6 +8,7 @@ tags and the Prefect flow run id. See :mod:`flowml.projects.spec` for the file f
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -143,7 +144,10 @@ def run(
             submitted._done.set()
 
     if not synchronous:
-        threading.Thread(target=target, name=f"flowml-project-{flow.name}", daemon=True).start()
+        context = contextvars.copy_context()  # Prefect settings contexts live in context variables
+        threading.Thread(
+            target=context.run, args=(target,), name=f"flowml-project-{flow.name}", daemon=True
+        ).start()
         submitted.wait_started()
         return submitted
     target()

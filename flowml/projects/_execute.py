@@ -180,7 +180,8 @@ def run_command(
             raise
         if code != 0:
             last = "\n".join(tail)
-            raise ExecutionError(f"Command {command!r} exited with code {code}. Last output:\n{last}")
+            detail = f"Last output:\n{last}" if last else "It printed nothing."
+            raise ExecutionError(f"Command {command!r} exited with code {code}. {detail}")
         return _read_outputs(outputs_file)
 
 

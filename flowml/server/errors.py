@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flowml.exceptions import FlowmlError
@@ -46,6 +47,15 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR"
         )
         return error_response(code, str(exc.detail), exc.status_code)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:
+        # e.g. an id or timestamp beyond 64 bits reaching the database driver: bad input, not a crash
+        return error_response("INVALID_PARAMETER_VALUE", f"A numeric value is out of range: {exc}", 400)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
+        return error_response("INVALID_PARAMETER_VALUE", f"Invalid value for the database: {exc.orig}", 400)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
