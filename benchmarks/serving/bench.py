@@ -115,8 +115,8 @@ def wrk(url: str, body: Path, conns: int, duration: int) -> dict[str, float]:
         text=True,
         check=True,
     ).stdout
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"p50_ms": p50, "p99_ms": p99, "rps": rps, "non2xx": float(errors.group(1)) if errors else 0.0}
@@ -233,6 +233,7 @@ def main() -> None:
             entry = load_series(f"http://127.0.0.1:{port}{path}", payload, args.runs, args.duration)
             entry["first_ready_s"] = ready
         results[name] = entry
+        Path(args.out).write_text(json.dumps(results, indent=2))  # partial results survive a failure
     for name, cmd in (("mlflow", mlflow_cmd), ("flowml", flowml_cmd)):
         starts = []
         for _ in range(args.runs):

@@ -6,7 +6,6 @@ import logging
 import os
 import shutil
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -44,7 +43,7 @@ def local_path_from_uri(uri: str) -> str:
         raise InvalidParameterValue(f"file: artifact URI must be local, got host {parts.netloc!r}")
     if parts.query or parts.fragment:
         raise InvalidParameterValue(f"file: artifact URI must not have a query or fragment: {uri!r}")
-    path = urllib.request.url2pathname(parts.path)
+    path = urllib.parse.unquote(parts.path)  # POSIX url2pathname, without importing urllib.request
     if not path.startswith("/"):
         raise InvalidParameterValue(f"file: artifact URI must be absolute: {uri!r}")
     if "\x00" in path or ".." in path.split("/"):

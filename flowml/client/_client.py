@@ -9,9 +9,8 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowml.artifacts import ArtifactRecord, ArtifactRepository, get_artifact_repository
 from flowml.client._factory import BackendCache
 from flowml.client._registry import RegistryMixin
 from flowml.client.base import TrackingBackend
@@ -29,6 +28,9 @@ from flowml.entities import (
 )
 from flowml.exceptions import InvalidParameterValue
 from flowml.settings import get_settings
+
+if TYPE_CHECKING:  # artifacts (and their imports) load on first artifact call
+    from flowml.artifacts import ArtifactRecord, ArtifactRepository
 
 __all__ = ["FlowmlClient", "clear_backend_cache"]
 
@@ -224,6 +226,8 @@ class FlowmlClient(RegistryMixin):
             from flowml.artifacts.http import ProxyArtifactRepository
 
             return ProxyArtifactRepository(uri, self.tracking_uri)
+        from flowml.artifacts import get_artifact_repository
+
         return get_artifact_repository(uri, s3_endpoint_url=self._s3_endpoint_url)
 
     def _record(self, run_id: str, records: Sequence[ArtifactRecord]) -> None:

@@ -215,4 +215,3 @@ def state_hook(status: str) -> Any:
 
     hook.__name__ = f"flowml_mark_{status.lower()}"
     return hook
-

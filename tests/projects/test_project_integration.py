@@ -45,7 +45,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _wait_for_run(client: FlowmlClient, predicate: object, timeout: float, proc: subprocess.Popen[bytes]) -> Run:
+def _wait_for_run(
+    client: FlowmlClient, predicate: object, timeout: float, proc: subprocess.Popen[bytes]
+) -> Run:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"process exited with {proc.returncode}"
@@ -70,11 +72,16 @@ def _prefect_process_env(tmp_path: Path, api_url: str, tracking: str) -> dict[st
 @contextlib.contextmanager
 def _process(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield proc
         finally:
-            for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 5)):  # serve/worker ignore SIGTERM at times
+            for sig, wait in (
+                (signal.SIGINT, 10),
+                (signal.SIGKILL, 5),
+            ):  # serve/worker ignore SIGTERM at times
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, sig)
                 try:
@@ -87,9 +94,23 @@ def _process(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> Iter
 def test_example_runs_under_real_mlflow_run(flowml_url: str, tmp_path: Path) -> None:
     env = _clean_env(MLFLOW_TRACKING_URI=flowml_url)
     done = subprocess.run(
-        [str(Path(BIN) / "mlflow"), "run", str(WINE), "--env-manager", "local", "-P", "C=0.3",
-         "--experiment-name", "portable"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
+        [
+            str(Path(BIN) / "mlflow"),
+            "run",
+            str(WINE),
+            "--env-manager",
+            "local",
+            "-P",
+            "C=0.3",
+            "--experiment-name",
+            "portable",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     client = FlowmlClient(flowml_url)
@@ -108,7 +129,7 @@ def test_in_code_mlflow_logging_lands_in_the_project_run(flowml_url: str, make_p
 
     root = make_project(
         "name: m\nentry_points: {main: {parameters: {x: float}, command: 'python log.py {x}'}}\n",
-        log__py="import sys, mlflow\nwith mlflow.start_run():\n    mlflow.log_metric('x2', 2 * float(sys.argv[1]))\n",
+        log__py="import sys, mlflow\nwith mlflow.start_run():\n    mlflow.log_metric('x2', 2 * float(sys.argv[1]))\n",  # noqa: E501
     )
     submitted = projects.run(str(root), parameters={"x": 1.5})
     run = FlowmlClient(flowml_url).get_run(submitted.run_id or "")
@@ -128,8 +149,19 @@ def test_deploy_serves_a_schedule_that_produces_tracking_runs(
     prefect_server: str, tracking: str, tmp_path: Path
 ) -> None:
     env = _prefect_process_env(tmp_path, prefect_server, tracking)
-    argv = [sys.executable, "-m", "flowml.cli_projects", "deploy", str(WINE), "--name", "every-10s",
-            "--interval", "10", "-P", "C=0.7"]
+    argv = [
+        sys.executable,
+        "-m",
+        "flowml.cli_projects",
+        "deploy",
+        str(WINE),
+        "--name",
+        "every-10s",
+        "--interval",
+        "10",
+        "-P",
+        "C=0.7",
+    ]
     client = FlowmlClient(tracking)
     with _process(argv, env, tmp_path, tmp_path / "serve.log") as proc:
         run = _wait_for_run(client, lambda r: FLOW_RUN_ID_TAG in r.data.tags, 90, proc)
@@ -151,24 +183,42 @@ def test_prefect_yaml_and_work_pool_deployments_run_on_a_process_worker(
     prefect = [sys.executable, "-m", "prefect"]
 
     def cli(*args: str) -> str:
-        done = subprocess.run([*args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [*args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         return done.stdout
 
     cli(*prefect, "work-pool", "create", "local-process", "--type", "process", "--overwrite")
     cli(*prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
-    out = cli(sys.executable, "-m", "flowml.cli_projects", "deploy", str(WINE), "--name", "pool-run",
-              "--work-pool", "local-process", "-P", "C=0.2", "--cron", "0 4 * * *")
+    out = cli(
+        sys.executable,
+        "-m",
+        "flowml.cli_projects",
+        "deploy",
+        str(WINE),
+        "--name",
+        "pool-run",
+        "--work-pool",
+        "local-process",
+        "-P",
+        "C=0.2",
+        "--cron",
+        "0 4 * * *",
+    )
     assert "registered" in out
 
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     client = FlowmlClient(tracking)
-    with _process([*prefect, "worker", "start", "--pool", "local-process"], env, REPO, tmp_path / "worker.log"):
-        with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
-            yaml_run = run_deployment("wine_quality-main/wine-quality-nightly", timeout=120)
-            pool_run = run_deployment("wine_quality-main/pool-run", timeout=120)
+    worker = [*prefect, "worker", "start", "--pool", "local-process"]
+    with (
+        _process(worker, env, REPO, tmp_path / "worker.log"),
+        temporary_settings(updates={PREFECT_API_URL: prefect_server}),
+    ):
+        yaml_run = run_deployment("wine_quality-main/wine-quality-nightly", timeout=120)
+        pool_run = run_deployment("wine_quality-main/pool-run", timeout=120)
     assert yaml_run.state is not None and yaml_run.state.is_completed(), yaml_run.state
     assert pool_run.state is not None and pool_run.state.is_completed(), pool_run.state
     by_flow_run = {r.data.tags.get(FLOW_RUN_ID_TAG): r for r in client.search_runs(["0"])}

@@ -94,9 +94,7 @@ def test_seed_style_project_runs_unchanged(make_project: MakeProject) -> None:
 
 
 def test_bad_parameter_fails_before_anything_runs(make_project: MakeProject) -> None:
-    root = make_project(
-        "name: p\nentry_points: {main: {parameters: {n: int}, command: 'touch ran'}}\n"
-    )
+    root = make_project("name: p\nentry_points: {main: {parameters: {n: int}, command: 'touch ran'}}\n")
     with pytest.raises(projects.ProjectSpecError, match="parameter 'n' expects an int, got 'ten'"):
         projects.run(str(root), parameters={"n": "ten"})
     with pytest.raises(projects.ProjectSpecError, match="Could not find entry point 'train'"):
@@ -106,7 +104,9 @@ def test_bad_parameter_fails_before_anything_runs(make_project: MakeProject) -> 
 
 def test_failing_command_fails_the_flow_and_the_run(make_project: MakeProject) -> None:
     root = make_project(None, fail__sh="echo about to fail\necho boom >&2\nexit 3\n")
-    with pytest.raises(projects.ExecutionError, match=r"exited with code 3\. Last output:\nabout to fail\nboom"):
+    with pytest.raises(
+        projects.ExecutionError, match=r"exited with code 3\. Last output:\nabout to fail\nboom"
+    ):
         projects.run(str(root), "fail.sh")
     (run,) = _runs()
     assert run.info.status == "FAILED"
@@ -170,13 +170,16 @@ def test_steps_run_as_a_dag_with_child_runs_and_passed_values(make_project: Make
     assert children["left"].data.metrics == {"value": 10.0}  # output of `make`
     assert children["left"].data.tags["upstream"] == make_id
     assert children["left"].data.tags["tag"] == "from-pipeline"  # same-named pipeline parameter flows in
-    assert children["right"].data.metrics == {"value": 5.0} and children["right"].data.tags["tag"] == "literal"
+    assert (
+        children["right"].data.metrics == {"value": 5.0} and children["right"].data.tags["tag"] == "literal"
+    )
     assert children["left"].data.tags["mlflow.project.entryPoint"] == "use"
 
 
 def test_a_failing_step_fails_the_parent_and_skips_its_dependents(make_project: MakeProject) -> None:
     text = DAG.replace("right:\n", "boom: {entry_point: fail, depends_on: [make]}\n        after:\n").replace(
-        "depends_on: [make]\n          parameters: {value: \"{n}\"", "depends_on: [boom]\n          parameters: {value: \"{n}\""
+        'depends_on: [make]\n          parameters: {value: "{n}"',
+        'depends_on: [boom]\n          parameters: {value: "{n}"',
     )
     root = make_project(text, use__py=USE)
     with pytest.raises(projects.ExecutionError, match="exit 1"):
@@ -206,8 +209,12 @@ def test_git_project_runs_with_version_and_git_tags(tmp_path: Path) -> None:
     (repo / "proj" / "run.py").write_text(
         "import flowml as mlflow\nwith mlflow.start_run():\n    mlflow.log_metric('m', 1)\n"
     )
-    for args in (["init", "-q", "-b", "main"], ["add", "."],
-                 ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "c"], ["branch", "release"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "c"],
+        ["branch", "release"],
+    ):
         subprocess.run(["git", *args], cwd=repo, check=True)
     submitted = projects.run(f"file://{repo}#proj", version="release")
     run = FlowmlClient().get_run(submitted.run_id or "")
@@ -223,8 +230,9 @@ def test_cli_run(make_project: MakeProject) -> None:
 
     root = make_project(None, hello__py="import sys\nprint('args', sys.argv[1:])\n")
     started = time.monotonic()
-    result = CliRunner().invoke(run_command, [str(root), "-e", "hello.py", "-P", "who=world",
-                                              "--experiment-name", "cli"])
+    result = CliRunner().invoke(
+        run_command, [str(root), "-e", "hello.py", "-P", "who=world", "--experiment-name", "cli"]
+    )
     assert result.exit_code == 0, result.output
     assert "finished" in result.output
     (run,) = _runs(FlowmlClient().get_experiment_by_name("cli").experiment_id)  # type: ignore[union-attr]

@@ -50,8 +50,9 @@ def test_uri_classification(git_repo: Path, tmp_path: Path) -> None:
     assert not is_git_uri(str(git_repo))
 
 
-def test_git_uri_with_subdirectory_and_version(git_repo: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_git_uri_with_subdirectory_and_version(
+    git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLOWML_PROJECTS_CACHE", str(tmp_path / "cache"))
     uri = f"file://{git_repo}#sub"
     head = fetch_project(uri)
@@ -102,11 +103,15 @@ def test_local_env_puts_this_interpreter_first(make_project: MakeProject) -> Non
 @pytest.mark.skipif(docker_available() is None, reason="a Docker engine is running here")
 def test_docker_env_without_docker_is_a_clear_error(make_project: MakeProject) -> None:
     project = load_project(make_project("name: d\ndocker_env: {image: 'python:3.11'}\n"))
-    with pytest.raises(ExecutionError, match=r"Docker is not available \(.+\); project 'd' declares docker_env"):
+    with pytest.raises(
+        ExecutionError, match=r"Docker is not available \(.+\); project 'd' declares docker_env"
+    ):
         prepare_environment(project, "local")
 
 
-def test_conda_without_conda_is_a_clear_error(make_project: MakeProject, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_conda_without_conda_is_a_clear_error(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("MLFLOW_CONDA_HOME", raising=False)
     project = load_project(make_project("name: c\n", conda__yaml="name: c\n"))
@@ -114,11 +119,14 @@ def test_conda_without_conda_is_a_clear_error(make_project: MakeProject, monkeyp
         prepare_environment(project, "conda")
 
 
-def test_virtualenv_is_built_once_and_cached(make_project: MakeProject, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_virtualenv_is_built_once_and_cached(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLOWML_ENVS_DIR", str(tmp_path / "envs"))
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    project = load_project(make_project("name: v\n", python_env__yaml=f"python: '{version}'\ndependencies: []\n"))
+    project = load_project(
+        make_project("name: v\n", python_env__yaml=f"python: '{version}'\ndependencies: []\n")
+    )
     env = prepare_environment(project, "virtualenv")
     assert env.kind in ("uv", "virtualenv") and env.bin_dir is not None
     assert env.bin_dir.parent.parent == tmp_path / "envs"

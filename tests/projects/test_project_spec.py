@@ -70,12 +70,15 @@ def test_values_are_shell_quoted_and_extras_appended(make_project: MakeProject) 
         )
     )
     main = project.get_entry_point("main")
-    declared, extra = main.resolve({"msg": "a b; rm -rf /", "extra key": "v w", "alpha": 1}, project.directory)
+    declared, extra = main.resolve(
+        {"msg": "a b; rm -rf /", "extra key": "v w", "alpha": 1}, project.directory
+    )
     assert main.render(declared, extra) == "echo 'a b; rm -rf /' 2 --'extra key' 'v w' --alpha 1"
 
 
-def test_path_made_absolute_and_must_exist_uri_needs_scheme(make_project: MakeProject, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_path_made_absolute_and_must_exist_uri_needs_scheme(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = make_project(
         """
         name: p
@@ -106,13 +109,20 @@ def test_path_made_absolute_and_must_exist_uri_needs_scheme(make_project: MakePr
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: x\nentry_points: {main: {parameters: {a: flaot}, command: c}}",
-         r"entry_points\.main\.parameters\.a\.type: Input should be 'string', 'float', 'int', 'path' or 'uri'"),
-        ("name: x\nentry_points: {main: {parameters: {a: {type: int, default: abc}}, command: c}}",
-         r"entry_points\.main\.parameters\.a: parameter 'a' expects an int, got 'abc'"),
+        (
+            "name: x\nentry_points: {main: {parameters: {a: flaot}, command: c}}",
+            r"entry_points\.main\.parameters\.a\.type: Input should be 'string', 'float', 'int', "
+            r"'path' or 'uri'",
+        ),
+        (
+            "name: x\nentry_points: {main: {parameters: {a: {type: int, default: abc}}, command: c}}",
+            r"entry_points\.main\.parameters\.a: parameter 'a' expects an int, got 'abc'",
+        ),
         ("name: x\nentry_points: {main: {parameters: {}}}", r"entry_points\.main\.command: Field required"),
-        ("name: x\npython_env: p.yaml\nconda_env: c.yaml\nentry_points: {}",
-         "only one of python_env, conda_env, docker_env may be set"),
+        (
+            "name: x\npython_env: p.yaml\nconda_env: c.yaml\nentry_points: {}",
+            "only one of python_env, conda_env, docker_env may be set",
+        ),
         ("name: x\npython_env: nope.yaml\nentry_points: {}", "python_env: file 'nope.yaml' not found"),
         ("name: x\ndocker_env: {volumes: [a]}\nentry_points: {}", r"docker_env\.image: Field required"),
         ("name: x\ndocker_env: {image: i, volumes: a}\nentry_points: {}", r"docker_env\.volumes"),
@@ -139,8 +149,9 @@ def test_environment_defaults_follow_mlflow(make_project: MakeProject) -> None:
     assert docker.env_kind() == "docker"
 
 
-def test_directory_without_mlproject_runs_py_and_sh_files(make_project: MakeProject,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_directory_without_mlproject_runs_py_and_sh_files(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SHELL", "/bin/bash")
     project = load_project(make_project(None, name="bare", train__py="print(1)\n", go__sh="echo hi\n"))
     assert project.name == "bare" and not project.has_mlproject
@@ -150,7 +161,7 @@ def test_directory_without_mlproject_runs_py_and_sh_files(make_project: MakeProj
     assert project.get_entry_point("train.py").render(declared, extra) == "python train.py --alpha 0.1"
     with pytest.raises(ProjectSpecError, match="Could not find entry point 'main'"):
         project.get_entry_point("main")
-    with pytest.raises(ProjectSpecError, match="Could not find entry point 'notes.txt'"):
+    with pytest.raises(ProjectSpecError, match=r"Could not find entry point 'notes\.txt'"):
         project.get_entry_point("notes.txt")
 
 
@@ -186,12 +197,20 @@ def test_flowml_steps_section(make_project: MakeProject) -> None:
     [
         ("a: {entry_point: nope}", r"flowml\.steps\.a\.entry_point: unknown entry point 'nope'"),
         ("a: {entry_point: e, depends_on: [b]}", r"flowml\.steps\.a\.depends_on: unknown step 'b'"),
-        ("a: {entry_point: e, depends_on: [b]}\n    b: {entry_point: e, depends_on: [a]}", "dependency cycle"),
+        (
+            "a: {entry_point: e, depends_on: [b]}\n    b: {entry_point: e, depends_on: [a]}",
+            "dependency cycle",
+        ),
         ("a: {entry_point: e, parameters: {x: '{nope}'}}", r"\{nope\} is not a flowml\.parameters entry"),
-        ("a: {entry_point: e, parameters: {x: '{steps.b.run_id}'}}\n    b: {entry_point: e}",
-         r"flowml\.steps\.a\.parameters\.x: \{steps\.b\.run_id\} must name a step this one depends on"),
-        ("a: {entry_point: e, depends_on: [b], parameters: {x: '{steps.b.what}'}}\n    b: {entry_point: e}",
-         r"use \{steps\.NAME\.run_id\}"),
+        (
+            "a: {entry_point: e, parameters: {x: '{steps.b.run_id}'}}\n    b: {entry_point: e}",
+            r"flowml\.steps\.a\.parameters\.x: \{steps\.b\.run_id\} must name a step this one depends on",
+        ),
+        (
+            "a: {entry_point: e, depends_on: [b], parameters: {x: '{steps.b.what}'}}\n    b: "
+            "{entry_point: e}",
+            r"use \{steps\.NAME\.run_id\}",
+        ),
         ("a: {entry_point: e, after: [b]}", r"flowml\.steps\.a\.after: Extra inputs are not permitted"),
     ],
 )
