@@ -121,5 +121,15 @@ def db_current(uri: str) -> None:
     click.echo(revision(uri) or "none")
 
 
+def _register_subcommands() -> None:
+    """Command groups that live in their own modules (imported only to register them)."""
+    from flowml.cli_projects import project, run
+
+    main.add_command(run)
+    main.add_command(project)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

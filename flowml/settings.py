@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["FlowmlSettings", "default_artifact_root", "default_tracking_uri", "get_settings"]
@@ -28,9 +28,14 @@ class FlowmlSettings(BaseSettings):
     when the settings object is built, so a process that changes directory keeps its store.
     """
 
-    model_config = SettingsConfigDict(env_prefix="FLOWML_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FLOWML_", extra="ignore", populate_by_name=True)
 
-    tracking_uri: str = Field(default_factory=default_tracking_uri)
+    #: ``FLOWML_TRACKING_URI``; falls back to ``MLFLOW_TRACKING_URI`` so code launched by MLflow
+    #: tooling (``mlflow run``) logs where MLflow was pointed.
+    tracking_uri: str = Field(
+        default_factory=default_tracking_uri,
+        validation_alias=AliasChoices("FLOWML_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+    )
     artifact_root: str = Field(default_factory=default_artifact_root)
     s3_endpoint_url: str | None = None
     #: SQLite busy timeout, in milliseconds.

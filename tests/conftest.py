@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.s3", "tests.fixtures.server"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.s3",
+    "tests.fixtures.server",
+    "tests.fixtures.prefect_server",
+]
 
 # Keep Prefect quiet and local in every test process (later issues start real servers).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -11,6 +11,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -142,7 +144,7 @@ def _flow_run(api_url: str, flow_run_id: str) -> object:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        return client.read_flow_run(flow_run_id)
+        return client.read_flow_run(UUID(flow_run_id))
 
 
 def test_deploy_serves_a_schedule_that_produces_tracking_runs(
@@ -217,8 +219,8 @@ def test_prefect_yaml_and_work_pool_deployments_run_on_a_process_worker(
         _process(worker, env, REPO, tmp_path / "worker.log"),
         temporary_settings(updates={PREFECT_API_URL: prefect_server}),
     ):
-        yaml_run = run_deployment("wine_quality-main/wine-quality-nightly", timeout=120)
-        pool_run = run_deployment("wine_quality-main/pool-run", timeout=120)
+        yaml_run: Any = run_deployment("wine_quality-main/wine-quality-nightly", timeout=120)
+        pool_run: Any = run_deployment("wine_quality-main/pool-run", timeout=120)
     assert yaml_run.state is not None and yaml_run.state.is_completed(), yaml_run.state
     assert pool_run.state is not None and pool_run.state.is_completed(), pool_run.state
     by_flow_run = {r.data.tags.get(FLOW_RUN_ID_TAG): r for r in client.search_runs(["0"])}

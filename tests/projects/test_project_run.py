@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from uuid import UUID
 
 import pytest
 from click.testing import CliRunner
@@ -42,7 +43,7 @@ def _flow_run_state(flow_run_id: str) -> str:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        state = client.read_flow_run(flow_run_id).state
+        state = client.read_flow_run(UUID(flow_run_id)).state
     assert state is not None
     return str(state.type.value)
 

@@ -239,6 +239,7 @@ PUBLIC_API = [
     "log_params",
     "log_text",
     "models",
+    "projects",
     "pyfunc",
     "register_model",
     "registry",
