@@ -123,10 +123,12 @@ def db_current(uri: str) -> None:
 
 def _register_subcommands() -> None:
     """Command groups that live in their own modules (imported only to register them)."""
+    from flowml.cli_models import models
     from flowml.cli_projects import project, run
 
     main.add_command(run)
     main.add_command(project)
+    main.add_command(models)
 
 
 _register_subcommands()
