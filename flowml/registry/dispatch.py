@@ -18,7 +18,6 @@ Targets:
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -94,9 +93,11 @@ class PrefectEventTarget:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
 
     def deliver(self, event: RegistryEvent) -> Mapping[str, Any] | None:
-        if not os.environ.get("PREFECT_API_URL"):
-            raise RuntimeError("PREFECT_API_URL is not set: no Prefect server to deliver events to")
         from prefect.events import emit_event
+        from prefect.settings import PREFECT_API_URL
+
+        if not PREFECT_API_URL.value():
+            raise RuntimeError("PREFECT_API_URL is not set: no Prefect server to deliver events to")
 
         payload = dict(event.payload)
         resource = {

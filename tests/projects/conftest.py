@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-# Until tests/conftest.py lists "tests.fixtures.prefect_server" in pytest_plugins (then this import is
-# harmless: the conftest's names shadow the plugin's identical fixtures).
-from tests.fixtures.prefect_server import prefect_api, prefect_server  # noqa: F401
+
+
 
 REPO = Path(__file__).resolve().parents[2]
 WINE = REPO / "flows" / "wine_project"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flowml.client import FlowmlClient
 from flowml.entities_registry import RegistryEvent
-from flowml.registry.dispatch import Dispatcher, SubscriberTarget, prefect_event_name
+from flowml.registry.dispatch import Dispatcher, PrefectEventTarget, SubscriberTarget, prefect_event_name
 
 
 def _versions(client: FlowmlClient, name: str, n: int) -> None:
@@ -113,3 +113,31 @@ def test_a_killed_dispatcher_loses_nothing(flowml_env: str, artifact_root: str, 
 def test_prefect_event_names() -> None:
     assert prefect_event_name("model_version.stage_changed") == "flowml.model-version.stage-changed"
     assert prefect_event_name("alias.moved") == "flowml.alias.moved"
+
+
+def test_prefect_target_emits_events_a_real_prefect_server_stores(flowml_env: str, prefect_api: str) -> None:
+    import httpx
+
+    client = FlowmlClient()
+    _versions(client, "served", 1)
+    client.transition_model_version_stage("served", "1", "Production", reason="ship it")
+    delivered = Dispatcher(client.backend, [PrefectEventTarget()]).run_once()
+    assert delivered == 2
+    stage_event = client.backend.list_registry_events(None, "served", 10, False)[-1]
+    attempt = client.backend.list_registry_event_attempts(stage_event.id)[-1]
+    prefect_id = attempt.details["prefect"]["prefect_event_id"]
+    found: list[dict[str, object]] = []
+    deadline = time.monotonic() + 30
+    while not found and time.monotonic() < deadline:
+        response = httpx.post(
+            f"{prefect_api}/events/filter",
+            json={"filter": {"event": {"prefix": ["flowml.model-version.stage-changed"]}}, "limit": 50},
+        )
+        response.raise_for_status()
+        found = [e for e in response.json()["events"] if e["id"] == prefect_id]
+        time.sleep(0.5)
+    assert found, "the event never reached the Prefect server"
+    event = found[0]
+    assert event["resource"]["prefect.resource.id"] == "flowml.model-version.served.1"
+    assert event["resource"]["flowml.to_stage"] == "Production"
+    assert event["payload"]["reason"] == "ship it"
