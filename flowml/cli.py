@@ -125,10 +125,12 @@ def _register_subcommands() -> None:
     """Command groups that live in their own modules (imported only to register them)."""
     from flowml.cli_models import models
     from flowml.cli_projects import project, run
+    from flowml.cli_ui import ui
 
     main.add_command(run)
     main.add_command(project)
     main.add_command(models)
+    main.add_command(ui)
 
 
 _register_subcommands()

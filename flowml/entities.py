@@ -169,11 +169,15 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True)
 class RunData:
-    """Latest metric values, params and tags of a run, each keyed by name."""
+    """Latest metric values, params and tags of a run, each keyed by name.
+
+    ``latest_metrics`` holds the full latest point (value, timestamp, step) per metric key.
+    """
 
     metrics: Mapping[str, float] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    latest_metrics: Mapping[str, Metric] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,8 +100,12 @@ def _run_info(d: Mapping[str, Any]) -> RunInfo:
 
 def _run(d: Mapping[str, Any]) -> Run:
     data = d.get("data") or {}
-    metrics = {m["key"]: _double(m["value"]) for m in data.get("metrics") or ()}
-    return Run(_run_info(d["info"]), RunData(metrics, _kv(data.get("params")), _kv(data.get("tags"))))
+    points = {
+        m["key"]: Metric(m["key"], _double(m["value"]), int(m.get("timestamp", 0)), int(m.get("step", 0)))
+        for m in data.get("metrics") or ()
+    }
+    metrics = {k: p.value for k, p in points.items()}
+    return Run(_run_info(d["info"]), RunData(metrics, _kv(data.get("params")), _kv(data.get("tags")), points))
 
 
 def _metric_json(m: Metric) -> dict[str, Any]:

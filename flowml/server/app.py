@@ -23,6 +23,7 @@ from flowml.server.routes import (
     meta,
     registry,
     runs,
+    ui_api,
     users,
 )
 from flowml.server.settings import ServerSettings
@@ -82,6 +83,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(flowml_api.router, prefix="/api/flowml", dependencies=guards)
     app.include_router(flowml_registry.router, prefix="/api/flowml", dependencies=guards)
     app.include_router(flowml_registry.events_router, prefix="/api/flowml", dependencies=guards)
+    app.include_router(ui_api.router, prefix="/api/flowml", dependencies=guards)
+    from flowml.ui import mount_ui
+
+    mount_ui(app)
     app.add_middleware(GuardMiddleware, allowed_hosts=settings.allowed_hosts)
 
     return app

@@ -132,6 +132,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/registry/history"): MOD_R,
     ("GET", "/registry/events"): ADMIN,
     ("GET", "/events"): ADMIN,
+    ("GET", "/metrics/history-downsampled"): RUN_R,
     ("GET", "/registry/events/pending"): ADMIN,
     ("GET", "/registry/events/attempts"): ADMIN,
     ("POST", "/registry/events/attempts"): ADMIN,

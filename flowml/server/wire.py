@@ -109,10 +109,9 @@ def metric_json(metric: Metric) -> dict[str, Any]:
     }
 
 
-def run_json(run: Run, latest: Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
-    """``latest`` optionally gives (timestamp, step) per metric key; 0s otherwise."""
-    stamps = latest or {}
-    metrics = [metric_json(Metric(k, v, *stamps.get(k, (0, 0)))) for k, v in run.data.metrics.items()]
+def run_json(run: Run) -> dict[str, Any]:
+    points = run.data.latest_metrics
+    metrics = [metric_json(points.get(k) or Metric(k, v, 0, 0)) for k, v in run.data.metrics.items()]
     data: dict[str, Any] = {}
     if metrics:
         data["metrics"] = metrics

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from flowml.entities import (
     Experiment,
     LifecycleStage,
+    Metric,
     PagedList,
     Run,
     RunData,
@@ -389,21 +390,30 @@ def load_runs(session: Session, run_ids: Sequence[str]) -> list[Run]:
         for row in session.execute(select(*_RUN_COLUMNS).where(_RUNS.c.run_id.in_(ids))).all()
     }
     metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+    points: dict[str, dict[str, Metric]] = {i: {} for i in ids}
     params: dict[str, dict[str, str]] = {i: {} for i in ids}
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-    for run_id, key, value, is_nan in session.execute(
-        select(_LATEST.c.run_id, _LATEST.c.key, _LATEST.c.value, _LATEST.c.is_nan).where(
-            _LATEST.c.run_id.in_(ids)
-        )
-    ).all():
-        metrics[run_id][key] = float("nan") if is_nan else value
+    latest = select(
+        _LATEST.c.run_id,
+        _LATEST.c.key,
+        _LATEST.c.value,
+        _LATEST.c.is_nan,
+        _LATEST.c.timestamp,
+        _LATEST.c.step,
+    ).where(_LATEST.c.run_id.in_(ids))
+    for run_id, key, value, is_nan, timestamp, step in session.execute(latest).all():
+        value = float("nan") if is_nan else value
+        metrics[run_id][key] = value
+        points[run_id][key] = Metric(key, value, timestamp, step)
     for table, target in ((_PARAMS, params), (_RUN_TAGS, tags)):
         for run_id, key, value in session.execute(
             select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
         ).all():
             target[run_id][key] = value
     return [
-        Run(infos[i], RunData(metrics=metrics[i], params=params[i], tags=tags[i])) for i in ids if i in infos
+        Run(infos[i], RunData(metrics[i], params[i], tags[i], latest_metrics=points[i]))
+        for i in ids
+        if i in infos
     ]
 
 

@@ -154,3 +154,10 @@ def test_non_numeric_metric_values_are_rejected(client, run_id: str, value: obje
 
 def test_negative_timestamp_is_rejected(client, run_id: str) -> None:
     assert _error_code(client.log_metric, run_id, "m", 1.0, timestamp=-1) == "INVALID_PARAMETER_VALUE"
+
+
+def test_latest_metric_point_keeps_its_step_and_timestamp(client, run_id: str) -> None:
+    client.log_metric(run_id, "loss", 0.9, timestamp=1000, step=0)
+    client.log_metric(run_id, "loss", 0.1, timestamp=2000, step=99_999)
+    point = client.get_run(run_id).data.latest_metrics["loss"]
+    assert (point.value, point.timestamp, point.step) == (0.1, 2000, 99_999)

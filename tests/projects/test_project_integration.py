@@ -166,7 +166,8 @@ def test_deploy_serves_a_schedule_that_produces_tracking_runs(
     ]
     client = FlowmlClient(tracking)
     with _process(argv, env, tmp_path, tmp_path / "serve.log") as proc:
-        run = _wait_for_run(client, lambda r: FLOW_RUN_ID_TAG in r.data.tags, 90, proc)
+        # generous: the scheduler loop, a flow-run process start and training share 2 cores with the suite
+        run = _wait_for_run(client, lambda r: FLOW_RUN_ID_TAG in r.data.tags, 180, proc)
         deadline = time.monotonic() + 30  # the flow run ends just after its tracking run
         while True:
             flow_run = _flow_run(prefect_server, run.data.tags[FLOW_RUN_ID_TAG])
