@@ -123,6 +123,7 @@ def db_current(uri: str) -> None:
 
 def _register_subcommands() -> None:
     """Command groups that live in their own modules (imported only to register them)."""
+    from flowml.cli_deploy import deploy
     from flowml.cli_models import models
     from flowml.cli_projects import project, run
     from flowml.cli_ui import ui
@@ -131,6 +132,7 @@ def _register_subcommands() -> None:
     main.add_command(project)
     main.add_command(models)
     main.add_command(ui)
+    main.add_command(deploy)
 
 
 _register_subcommands()

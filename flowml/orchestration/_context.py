@@ -1,9 +1,9 @@
 """The tracking context that crosses from a flow into its task runs, by value.
 
-A :class:`TrackingContext` names the run a task logs under (``run_id``) and where that run lives (tracking URI,
-artifact root, S3 endpoint). ``FlowmlTask.submit/map/__call__`` capture it in the caller and pass it to the task
-as an ordinary keyword argument (``flowml_context``), so it is pickled with the other inputs and reaches thread,
-process and Dask workers alike; nothing is read from process-local state on the worker side.
+A :class:`TrackingContext` names the run a task logs under (``run_id``) and where that run lives (tracking
+URI, artifact root, S3 endpoint). ``FlowmlTask.submit/map/__call__`` capture it in the caller and pass it to
+the task as an ordinary keyword argument (``flowml_context``), so it is pickled with the other inputs and
+reaches thread, process and Dask workers alike; nothing is read from process-local state on the worker side.
 
 The fluent API inside a task logs to the run its wrapper opened, because the wrapper pushes that run (with a
 client built from the context) onto the fluent run stack of the worker's context.
@@ -59,7 +59,8 @@ def now_ms() -> int:
 
 @dataclass(frozen=True, slots=True)
 class TrackingContext:
-    """Where a task run logs: under ``run_id`` (experiment ``experiment_id``) in the store at ``tracking_uri``.
+    """Where a task run logs: under ``run_id`` (experiment ``experiment_id``) in the store at
+    ``tracking_uri``.
 
     ``tags`` are added to child runs opened under this context (a sweep marks its trials this way).
     """
@@ -152,11 +153,12 @@ def activated(
                 active.buffer.close()
 
 
-_SCALARS = (str, bool, numbers.Number, enum.Enum, PurePath, type(None))
+_SCALARS = (str, bool, numbers.Number, enum.Enum, PurePath)
 
 
 def scalar_params(values: Mapping[str, Any]) -> list[Param]:
-    """Params for the scalar values (str, numbers, bool, None, enums, paths); strings are truncated."""
+    """Params for the scalar values (str, numbers, bool, enums, paths; None is skipped); truncated to the
+    limit."""
     params = []
     for key, value in values.items():
         if key == CONTEXT_PARAMETER or not isinstance(value, _SCALARS):

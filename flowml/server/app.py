@@ -16,6 +16,7 @@ from flowml.server.errors import install_error_handlers
 from flowml.server.middleware import GuardMiddleware
 from flowml.server.routes import (
     artifacts,
+    deployments,
     experiments,
     flowml_api,
     flowml_registry,
@@ -84,6 +85,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(flowml_registry.router, prefix="/api/flowml", dependencies=guards)
     app.include_router(flowml_registry.events_router, prefix="/api/flowml", dependencies=guards)
     app.include_router(ui_api.router, prefix="/api/flowml", dependencies=guards)
+    app.include_router(deployments.router, prefix="/api/flowml", dependencies=guards)
     from flowml.ui import mount_ui
 
     mount_ui(app)

@@ -133,6 +133,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/registry/events"): ADMIN,
     ("GET", "/events"): ADMIN,
     ("GET", "/metrics/history-downsampled"): RUN_R,
+    # deployments: a listing for any user; writes by deployment workers (admin service accounts) or
+    # by users who may edit the model being deployed
+    ("GET", "/deployments"): USER,
+    ("GET", "/deployments/{deployment_id}"): USER,
+    ("POST", "/deployments"): MOD_E,
+    ("POST", "/deployments/update"): ADMIN,
     ("GET", "/registry/events/pending"): ADMIN,
     ("GET", "/registry/events/attempts"): ADMIN,
     ("POST", "/registry/events/attempts"): ADMIN,

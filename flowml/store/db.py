@@ -35,7 +35,7 @@ __all__ = ["HEAD_REVISION", "Database", "normalize_db_uri"]
 logger = logging.getLogger(__name__)
 
 #: The newest Alembic revision in ``store/migrations/versions``; a test keeps it in step.
-HEAD_REVISION = "0002_registry"
+HEAD_REVISION = "0003_deployments"
 
 T = TypeVar("T")
 

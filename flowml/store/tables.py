@@ -292,3 +292,6 @@ class RegisteredModelPermissionRow(SQLModel, table=True):
 from flowml.store import registry_tables as _registry_tables  # noqa: E402
 
 del _registry_tables
+from flowml.store import deploy_tables as _deploy_tables  # noqa: E402
+
+del _deploy_tables
