@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from flowml.store.db import HEAD_REVISION, current_revision, normalize_db_uri
+from flowml.store.db import current_revision, normalize_db_uri
 
 __all__ = ["downgrade", "revision", "upgrade"]
 
@@ -36,7 +36,7 @@ def upgrade(uri: str, artifact_root: str, target: str = "head") -> str:
     engine = create_engine(normalize_db_uri(uri), poolclass=NullPool)
     try:
         rev = current_revision(engine)
-        if rev == HEAD_REVISION:
+        if rev is not None:  # every revision has the experiments table (created by the first one)
             with engine.begin() as conn:
                 insert_default_experiment(conn, artifact_root)
         logger.info("database at revision %s", rev)

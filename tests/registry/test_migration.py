@@ -29,7 +29,7 @@ def _tables(uri: str) -> set[str]:
 def test_upgrade_from_0001_and_back(store_uri: str, artifact_root: str) -> None:
     assert upgrade(store_uri, artifact_root, "0001_initial") == "0001_initial"
     assert not _REGISTRY_TABLES & _tables(store_uri)
-    assert upgrade(store_uri, artifact_root) == "0002_registry"
+    assert upgrade(store_uri, artifact_root, "0002_registry") == "0002_registry"
     assert _tables(store_uri) >= _REGISTRY_TABLES
     assert downgrade(store_uri, "0001_initial") == "0001_initial"
     assert not _REGISTRY_TABLES & _tables(store_uri)

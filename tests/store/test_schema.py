@@ -116,3 +116,32 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
         [sys.executable, "-m", "flowml.cli", "db", "current", uri], capture_output=True, text=True, check=True
     )
     assert current.stdout.strip() == HEAD_REVISION
+
+
+def test_a_first_revision_database_with_data_upgrades_to_head_and_keeps_it(
+    store_uri: str, artifact_root: str
+) -> None:
+    from flowml.client.local import SqlBackend
+    from flowml.entities import Metric
+
+    assert upgrade(store_uri, artifact_root, "0001_initial") == "0001_initial"
+    engine = create_engine(store_uri)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, "
+                "artifact_uri, lifecycle_stage) VALUES ('a' || '0123456789abcdef0123456789abcde', 0, 'old', "
+                "'u', 'FINISHED', 1, '/x', 'active')"
+            )
+        )
+    engine.dispose()
+    with pytest.raises(FlowmlError):  # not at head: refused until upgraded
+        with Database(store_uri, artifact_root).read():
+            pass
+    assert upgrade(store_uri, artifact_root) == HEAD_REVISION
+    backend = SqlBackend(store_uri, artifact_root)
+    run = backend.get_run("a0123456789abcdef0123456789abcde")
+    assert run.info.run_name == "old"
+    backend.log_batch(run.info.run_id, [Metric("m", 1.0, 1, 0)], [], [])
+    assert backend.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+    backend.close()
