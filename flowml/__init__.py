@@ -54,6 +54,7 @@ _LAZY: dict[str, str] = {
     ),
     "autolog": "flowml.models.autolog",
     "register_model": "flowml.registry.fluent",
+    **dict.fromkeys(("flow", "sweep", "task"), "flowml.orchestration"),
     "FlowmlClient": "flowml.client",
     "MlflowClient": "flowml.client",
 }
@@ -63,6 +64,7 @@ _SUBMODULES = (
     "entities",
     "exceptions",
     "models",
+    "orchestration",
     "projects",
     "pyfunc",
     "registry",
@@ -85,6 +87,7 @@ __all__ = [
     "end_run",
     "entities",
     "exceptions",
+    "flow",
     "flush",
     "get_artifact_uri",
     "get_experiment",
@@ -102,6 +105,7 @@ __all__ = [
     "log_params",
     "log_text",
     "models",
+    "orchestration",
     "projects",
     "pyfunc",
     "register_model",
@@ -116,6 +120,8 @@ __all__ = [
     "settings",
     "sklearn",
     "start_run",
+    "sweep",
+    "task",
     "validation",
     "xgboost",
 ]
@@ -141,6 +147,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         entities,
         exceptions,
         models,
+        orchestration,
         projects,
         pyfunc,
         registry,
@@ -152,6 +159,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from flowml.client import FlowmlClient
     from flowml.client import FlowmlClient as MlflowClient
     from flowml.models.autolog import autolog
+    from flowml.orchestration import flow, sweep, task
     from flowml.registry.fluent import register_model
     from flowml.tracking.fluent import (
         ActiveRun,
