@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-
-
-
 REPO = Path(__file__).resolve().parents[2]
 WINE = REPO / "flows" / "wine_project"
 

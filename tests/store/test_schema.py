@@ -135,9 +135,8 @@ def test_a_first_revision_database_with_data_upgrades_to_head_and_keeps_it(
             )
         )
     engine.dispose()
-    with pytest.raises(FlowmlError):  # not at head: refused until upgraded
-        with Database(store_uri, artifact_root).read():
-            pass
+    with pytest.raises(FlowmlError), Database(store_uri, artifact_root).read():  # refused until upgraded
+        pass
     assert upgrade(store_uri, artifact_root) == HEAD_REVISION
     backend = SqlBackend(store_uri, artifact_root)
     run = backend.get_run("a0123456789abcdef0123456789abcde")
