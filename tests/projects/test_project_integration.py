@@ -228,3 +228,64 @@ def test_prefect_yaml_and_work_pool_deployments_run_on_a_process_worker(
     assert by_flow_run[str(yaml_run.id)].data.params["C"] == "0.5"  # from prefect.yaml
     assert by_flow_run[str(pool_run.id)].data.params["C"] == "0.2"
     assert by_flow_run[str(pool_run.id)].data.metrics["accuracy"] > 0.8
+
+
+def test_cancelling_a_project_flow_run_from_prefect_marks_its_run_killed(
+    prefect_server: str, tracking: str, tmp_path: Path, make_project: MakeProject
+) -> None:
+    from flowml.projects import load_project
+    from flowml.projects.compile import flow_name_for
+
+    project = make_project(
+        """
+        name: sleeper
+        entry_points:
+          main:
+            command: "python sleep.py"
+        """,
+        sleep__py="import time\nprint('started', flush=True)\ntime.sleep(300)\n",
+    )
+    flow_name = flow_name_for(load_project(str(project)), "main")
+    env = _prefect_process_env(tmp_path, prefect_server, tracking)
+    client = FlowmlClient(tracking)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect", *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+    argv = [sys.executable, "-m", "flowml.cli_projects", "deploy", str(project), "--name", "cancel-me"]
+    with _process(argv, env, tmp_path, tmp_path / "serve.log") as proc:
+        deadline = time.monotonic() + 120
+        while True:  # the served deployment appears once `deploy` has registered it
+            done = subprocess.run(
+                [sys.executable, "-m", "prefect", "deployment", "inspect", f"{flow_name}/cancel-me"],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            if done.returncode == 0:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "serve.log").read_text()
+            time.sleep(1)
+        cli("deployment", "run", f"{flow_name}/cancel-me")
+        running: Run | None = None
+        deadline = time.monotonic() + 120
+        while running is None and time.monotonic() < deadline:
+            found = client.search_runs(["0"], "attributes.status = 'RUNNING'")
+            running = next((r for r in found if FLOW_RUN_ID_TAG in r.data.tags), None)
+            time.sleep(0.5)
+        assert running is not None, (tmp_path / "serve.log").read_text()[-3000:]
+        cli("flow-run", "cancel", running.data.tags[FLOW_RUN_ID_TAG])
+        deadline = time.monotonic() + 120
+        status = running.info.status
+        while status == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            status = client.get_run(running.info.run_id).info.status
+        state = ""
+        while state != "CANCELLED" and time.monotonic() < deadline:  # CANCELLING -> CANCELLED by the runner
+            state = str(_flow_run(prefect_server, running.data.tags[FLOW_RUN_ID_TAG]).state_type.value)  # type: ignore[attr-defined]
+            time.sleep(0.5)
+    assert status == "KILLED", (tmp_path / "serve.log").read_text()[-3000:]
+    assert state == "CANCELLED"
