@@ -160,8 +160,7 @@ def test_failed_fit_marks_autolog_run_failed(models_env: str) -> None:
 
 
 def test_public_api_exposes_autolog_and_flavor_modules() -> None:
-    if "autolog" not in flowml.__all__:
-        pytest.skip("flowml/__init__.py additions for the models package not applied yet")
+    assert "autolog" in flowml.__all__
     from flowml.models import autolog as autolog_module
 
     assert flowml.autolog is autolog_module.autolog
