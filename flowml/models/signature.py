@@ -10,7 +10,7 @@ Enforcement at predict time lives in :mod:`flowml.models.enforce`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "TensorSpec",
     "infer_schema",
     "infer_signature",
+    "infer_signature_from_predict",
 ]
 
 
@@ -285,3 +286,17 @@ def infer_signature(
         infer_schema(model_output) if model_output is not None else None,
         _infer_params(params) if params else None,
     )
+
+
+def infer_signature_from_predict(predict: Callable[[Any], Any], example: Any) -> ModelSignature | None:
+    """The signature of ``predict`` on ``example``; ``None`` (with a warning) when that fails.
+
+    Best effort, as in MLflow: a model that cannot predict on its own input example still saves.
+    """
+    import logging
+
+    try:
+        return infer_signature(example, predict(example))
+    except Exception as exc:  # noqa: BLE001 - best effort, as MLflow
+        logging.getLogger(__name__).warning("Could not infer the model signature: %s", exc)
+        return None

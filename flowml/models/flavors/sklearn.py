@@ -21,7 +21,7 @@ from flowml.models.save import (
     new_model_dir,
     python_version,
 )
-from flowml.models.signature import ModelSignature, infer_signature
+from flowml.models.signature import ModelSignature, infer_signature_from_predict
 
 __all__ = [
     "FLAVOR_NAME",
@@ -104,7 +104,9 @@ def save_model(
         filename = "model.skops" if serialization_format == SERIALIZATION_FORMAT_SKOPS else "model.pkl"
         _dump(sk_model, os.path.join(target, filename), serialization_format, skops_trusted_types)
         if signature is None and input_example is not None:
-            signature = _infer(sk_model, pyfunc_predict_fn, input_example)
+            signature = infer_signature_from_predict(
+                lambda x: getattr(sk_model, pyfunc_predict_fn)(x), input_example
+            )
         model = mlflow_model or Model()
         model.add_flavor(
             "python_function",
@@ -138,16 +140,6 @@ def save_model(
 
         shutil.rmtree(target, ignore_errors=True)
         raise
-
-
-def _infer(model: Any, predict_fn: str, example: Any) -> ModelSignature | None:
-    import logging
-
-    try:
-        return infer_signature(example, getattr(model, predict_fn)(example))
-    except Exception as exc:  # noqa: BLE001 - best effort, as MLflow
-        logging.getLogger(__name__).warning("Could not infer the model signature: %s", exc)
-        return None
 
 
 def log_model(

@@ -22,7 +22,7 @@ from flowml.models.save import (
     new_model_dir,
     python_version,
 )
-from flowml.models.signature import ModelSignature, infer_signature
+from flowml.models.signature import ModelSignature, infer_signature_from_predict
 
 __all__ = ["FLAVOR_NAME", "load_model", "log_model", "save_model"]
 
@@ -61,7 +61,9 @@ def save_model(
         filename = f"model.{model_format}"
         xgb_model.save_model(os.path.join(target, filename))
         if signature is None and input_example is not None:
-            signature = _infer(xgb_model, input_example)
+            signature = infer_signature_from_predict(
+                lambda x: _XGBModelWrapper(xgb_model).predict(x), input_example
+            )
         cls = type(xgb_model)
         model = mlflow_model or Model()
         model.add_flavor(
@@ -93,16 +95,6 @@ def save_model(
 
         shutil.rmtree(target, ignore_errors=True)
         raise
-
-
-def _infer(model: Any, example: Any) -> ModelSignature | None:
-    import logging
-
-    try:
-        return infer_signature(example, _XGBModelWrapper(model).predict(example))
-    except Exception as exc:  # noqa: BLE001 - best effort, as MLflow
-        logging.getLogger(__name__).warning("Could not infer the model signature: %s", exc)
-        return None
 
 
 def log_model(
