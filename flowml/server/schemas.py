@@ -26,11 +26,20 @@ __all__ = [
     "UpdateExperiment",
     "UpdateRun",
     "parse_view_type",
+    "require_run_id",
 ]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+def require_run_id(run_id: str | None, run_uuid: str | None) -> str:
+    """MLflow clients send ``run_id`` and/or the legacy ``run_uuid``; one of them is required."""
+    rid = run_id or run_uuid
+    if not rid:
+        raise InvalidParameterValue("Missing value for required parameter 'run_id'.")
+    return rid
 
 
 def parse_view_type(value: Any) -> ViewType:
@@ -86,10 +95,7 @@ class _RunRef(_Body):
     run_uuid: str | None = None
 
     def rid(self) -> str:
-        run_id = self.run_id or self.run_uuid
-        if not run_id:
-            raise InvalidParameterValue("Missing value for required parameter 'run_id'.")
-        return run_id
+        return require_run_id(self.run_id, self.run_uuid)
 
 
 class RunIdBody(_RunRef):

@@ -18,8 +18,8 @@ from fastapi.responses import StreamingResponse
 
 from flowml.artifacts import ArtifactRepository, get_artifact_repository, normalize_artifact_path
 from flowml.artifacts.http import proxy_path
-from flowml.exceptions import InvalidParameterValue
 from flowml.server.deps import ArtifactsDep, BackendDep, SettingsDep
+from flowml.server.schemas import require_run_id
 from flowml.server.wire import file_info_json
 
 router = APIRouter(tags=["artifacts"])
@@ -46,10 +46,7 @@ def list_run_artifacts(
     path: str | None = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    rid = run_id or run_uuid
-    if not rid:
-        raise InvalidParameterValue("Missing value for required parameter 'run_id'.")
-    run = backend.get_run(rid)
+    run = backend.get_run(require_run_id(run_id, run_uuid))
     repo, base = _run_repo(run.info.artifact_uri, artifacts, settings)
     rel = normalize_artifact_path(path)
     files = repo.list_artifacts(posixpath.join(base, rel) if base else rel or None)

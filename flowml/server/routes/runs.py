@@ -20,19 +20,13 @@ from flowml.server.schemas import (
     SetTag,
     UpdateRun,
     parse_view_type,
+    require_run_id,
 )
 from flowml.server.wire import fast_json, metric_json, parse_double, run_info_json, run_json
 
 router = APIRouter(tags=["runs"])
 
 _MAX_RUNS = 50_000
-
-
-def _run_id(run_id: str | None, run_uuid: str | None) -> str:
-    rid = run_id or run_uuid
-    if not rid:
-        raise InvalidParameterValue("Missing value for required parameter 'run_id'.")
-    return rid
 
 
 @router.post("/runs/create")
@@ -45,7 +39,7 @@ def create_run(body: CreateRun, backend: BackendDep) -> dict[str, Any]:
 
 @router.get("/runs/get")
 def get_run(backend: BackendDep, run_id: str | None = None, run_uuid: str | None = None) -> Response:
-    return fast_json({"run": run_json(backend.get_run(_run_id(run_id, run_uuid)))})
+    return fast_json({"run": run_json(backend.get_run(require_run_id(run_id, run_uuid)))})
 
 
 @router.post("/runs/update")
@@ -136,7 +130,7 @@ def get_metric_history(
     max_results: int | None = Query(default=None, ge=1, le=25_000),
     page_token: str | None = None,
 ) -> Response:
-    rid = _run_id(run_id, run_uuid)
+    rid = require_run_id(run_id, run_uuid)
     # Unbounded history requests are capped per page (MLflow's OOM #23702); clients page on.
     page = backend.get_metric_history(rid, metric_key, max_results or 25_000, page_token)
     out: dict[str, Any] = {"metrics": [metric_json(m) for m in page]}
