@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +47,30 @@ class FlowmlSettings(BaseSettings):
     log_flush_interval_s: float = 1.0
     #: Set to false to make every fluent log_metric a synchronous write.
     async_logging: bool = True
+    #: Credentials the REST client sends to a server started with ``--auth`` (HTTP Basic, or a Bearer
+    #: token, which wins when both are set). MLflow's variable names work too.
+    tracking_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("FLOWML_TRACKING_USERNAME", "MLFLOW_TRACKING_USERNAME")
+    )
+    tracking_password: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FLOWML_TRACKING_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
+        repr=False,
+    )
+    tracking_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FLOWML_TRACKING_TOKEN", "MLFLOW_TRACKING_TOKEN"),
+        repr=False,
+    )
+
+    def auth_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header for ``tracking_*`` credentials ({} when none are set)."""
+        if self.tracking_token:
+            return {"Authorization": f"Bearer {self.tracking_token}"}
+        if self.tracking_username:
+            raw = f"{self.tracking_username}:{self.tracking_password or ''}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+        return {}
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ The bytes go through ``/api/2.0/mlflow-artifacts/artifacts/<path>`` of the serve
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -43,8 +43,16 @@ def _raise_for(response: httpx.Response) -> None:
 
 
 class ProxyArtifactRepository(ArtifactRepository):
-    def __init__(self, root_uri: str, base_url: str, *, timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        root_uri: str,
+        base_url: str,
+        *,
+        timeout: float = 300.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(root_uri)
+        self._headers = dict(headers or {})
         self._base = proxy_path(root_uri)
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
@@ -53,8 +61,13 @@ class ProxyArtifactRepository(ArtifactRepository):
     @property
     def http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(base_url=self._base_url, timeout=self._timeout)
+            self._client = httpx.Client(base_url=self._base_url, timeout=self._timeout, headers=self._headers)
         return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def _full(self, rel: str) -> str:
         return posixpath.join(self._base, rel) if rel else self._base

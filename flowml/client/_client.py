@@ -65,11 +65,13 @@ class FlowmlClient(RegistryMixin):
         settings = get_settings()
         self.tracking_uri = tracking_uri or settings.tracking_uri
         self._s3_endpoint_url = settings.s3_endpoint_url
+        self._auth_headers = settings.auth_headers()
         self._backend = backend or _BACKENDS.get(
             self.tracking_uri,
             settings.artifact_root,
             settings.s3_endpoint_url,
             settings.sqlite_busy_timeout_ms,
+            self._auth_headers,
         )
         self._artifact_uris: dict[str, str] = {}
 
@@ -225,7 +227,7 @@ class FlowmlClient(RegistryMixin):
                 )
             from flowml.artifacts.http import ProxyArtifactRepository
 
-            return ProxyArtifactRepository(uri, self.tracking_uri)
+            return ProxyArtifactRepository(uri, self.tracking_uri, headers=self._auth_headers)
         from flowml.artifacts import get_artifact_repository
 
         return get_artifact_repository(uri, s3_endpoint_url=self._s3_endpoint_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Mapping
 
 from flowml.client.base import TrackingBackend
 from flowml.exceptions import InvalidParameterValue
@@ -12,9 +13,14 @@ __all__ = ["BackendCache", "make_backend"]
 
 
 def make_backend(
-    uri: str, artifact_root: str, *, s3_endpoint_url: str | None = None, busy_timeout_ms: int = 30_000
+    uri: str,
+    artifact_root: str,
+    *,
+    s3_endpoint_url: str | None = None,
+    busy_timeout_ms: int = 30_000,
+    headers: Mapping[str, str] | None = None,
 ) -> TrackingBackend:
-    """A new backend for ``uri`` (no I/O until first use)."""
+    """A new backend for ``uri`` (no I/O until first use); ``headers`` go with every REST request."""
     scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
     if scheme in ("http", "https"):
         try:
@@ -23,7 +29,7 @@ def make_backend(
             raise InvalidParameterValue(
                 f"Tracking URI {uri!r} needs the REST client, which this build does not have yet"
             ) from exc
-        backend: TrackingBackend = rest.RestBackend(uri, artifact_root)
+        backend: TrackingBackend = rest.RestBackend(uri, artifact_root, headers=headers)
         return backend
     if scheme.startswith("sqlite") or scheme.startswith("postgres"):
         from flowml.client.local import SqlBackend
@@ -39,17 +45,26 @@ class BackendCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._backends: dict[tuple[str, str, str | None], TrackingBackend] = {}
+        self._backends: dict[tuple[str, str, str | None, tuple[tuple[str, str], ...]], TrackingBackend] = {}
 
     def get(
-        self, uri: str, artifact_root: str, s3_endpoint_url: str | None, busy_timeout_ms: int
+        self,
+        uri: str,
+        artifact_root: str,
+        s3_endpoint_url: str | None,
+        busy_timeout_ms: int,
+        headers: Mapping[str, str] | None = None,
     ) -> TrackingBackend:
-        key = (uri, artifact_root, s3_endpoint_url)
+        key = (uri, artifact_root, s3_endpoint_url, tuple(sorted((headers or {}).items())))
         with self._lock:
             backend = self._backends.get(key)
             if backend is None:
                 backend = make_backend(
-                    uri, artifact_root, s3_endpoint_url=s3_endpoint_url, busy_timeout_ms=busy_timeout_ms
+                    uri,
+                    artifact_root,
+                    s3_endpoint_url=s3_endpoint_url,
+                    busy_timeout_ms=busy_timeout_ms,
+                    headers=headers,
                 )
                 self._backends[key] = backend
             return backend

@@ -16,7 +16,6 @@ Supported (MLflow's forms):
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 import tempfile
 import urllib.parse
@@ -161,36 +160,17 @@ def _from_run(uri: str, dst_path: str | None) -> ResolvedModel:
     return ResolvedModel(local, uri, run_id, path, recorded or None)
 
 
-def _download_via_proxy(base: str, path: str, dst: str) -> str:
+def _download_via_proxy(base: str, path: str, dst: str, headers: dict[str, str]) -> str:
     """Download ``path`` (a dir) through an MLflow artifact proxy at ``base`` into ``dst``."""
-    import httpx
-
     from flowml.artifacts.base import normalize_artifact_path
+    from flowml.artifacts.http import ProxyArtifactRepository
 
-    root = normalize_artifact_path(path, allow_root=False)
-    url = base.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts"
-    target_root = os.path.join(dst, posixpath.basename(root))
-    with httpx.Client(timeout=60.0) as http:
-        pending = [root]
-        while pending:
-            current = pending.pop()
-            resp = http.get(url, params={"path": current})
-            resp.raise_for_status()
-            for f in resp.json().get("files", []):
-                child = normalize_artifact_path(posixpath.join(current, f["path"]), allow_root=False)
-                if f.get("is_dir"):
-                    pending.append(child)
-                    continue
-                local = os.path.join(target_root, *posixpath.relpath(child, root).split("/"))
-                os.makedirs(os.path.dirname(local), exist_ok=True)
-                with (
-                    http.stream("GET", f"{url}/{urllib.parse.quote(child)}") as stream,
-                    open(local, "wb") as fh,
-                ):
-                    stream.raise_for_status()
-                    for chunk in stream.iter_bytes():
-                        fh.write(chunk)
-    return target_root
+    parent, _, leaf = normalize_artifact_path(path, allow_root=False).rpartition("/")
+    repo = ProxyArtifactRepository(f"mlflow-artifacts:/{parent}", base, headers=headers)
+    try:
+        return repo.download_artifacts(leaf, dst)
+    finally:
+        repo.close()
 
 
 def _from_storage(uri: str, dst_path: str | None) -> str:
@@ -205,7 +185,7 @@ def _from_storage(uri: str, dst_path: str | None) -> str:
         if parsed.netloc:
             tracking = f"http://{parsed.netloc}"
         if tracking.startswith(("http://", "https://")):
-            return _download_via_proxy(tracking, path, _dst(dst_path))
+            return _download_via_proxy(tracking, path, _dst(dst_path), settings.auth_headers())
         uri = settings.artifact_root.rstrip("/") + "/" + path
     parent, _, leaf = uri.rstrip("/").rpartition("/")
     if not leaf or not parent or parent.endswith(":/") or parent.endswith(":"):
