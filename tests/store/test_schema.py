@@ -122,7 +122,7 @@ def test_a_first_revision_database_with_data_upgrades_to_head_and_keeps_it(
     store_uri: str, artifact_root: str
 ) -> None:
     from flowml.client.local import SqlBackend
-    from flowml.entities import Metric
+    from flowml.entities import Metric, Param, ViewType
 
     assert upgrade(store_uri, artifact_root, "0001_initial") == "0001_initial"
     engine = create_engine(store_uri)
@@ -134,6 +134,12 @@ def test_a_first_revision_database_with_data_upgrades_to_head_and_keeps_it(
                 "'u', 'FINISHED', 1, '/x', 'active')"
             )
         )
+        conn.execute(
+            text(
+                "INSERT INTO params (run_id, key, value) "
+                "VALUES ('a0123456789abcdef0123456789abcde', 'p', 'v')"
+            )
+        )
     engine.dispose()
     with pytest.raises(FlowmlError), Database(store_uri, artifact_root).read():  # refused until upgraded
         pass
@@ -141,6 +147,31 @@ def test_a_first_revision_database_with_data_upgrades_to_head_and_keeps_it(
     backend = SqlBackend(store_uri, artifact_root)
     run = backend.get_run("a0123456789abcdef0123456789abcde")
     assert run.info.run_name == "old"
-    backend.log_batch(run.info.run_id, [Metric("m", 1.0, 1, 0)], [], [])
+    assert run.data.params == {"p": "v"}
+    # 0004 copied the run's experiment and start time into params: the param-driven search finds it
+    found = backend.search_runs(["0"], "params.p = 'v'", ViewType.ALL, 10, None, None)
+    assert [r.info.run_id for r in found] == [run.info.run_id]
+    backend.log_batch(run.info.run_id, [Metric("m", 1.0, 1, 0)], [Param("q", "w")], [])
     assert backend.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+    found = backend.search_runs(["0"], "params.q = 'w' and metrics.m = 1", ViewType.ALL, 10, None, None)
+    assert [r.info.run_id for r in found] == [run.info.run_id]
     backend.close()
+
+
+def test_concurrent_cli_upgrades_take_turns_on_one_database(store_uri: str, tmp_path: Path) -> None:
+    """Replicas that all run `flowml db upgrade` on start (compose, Kubernetes init containers) must not
+    race: every process succeeds and the database ends at head with one Default experiment."""
+    cmd = [sys.executable, "-m", "flowml.cli", "db", "upgrade", store_uri]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=180), p.communicate()) for p in procs]
+    assert [code for code, _ in results] == [0, 0, 0, 0], [err for _, (_, err) in results]
+    assert revision(store_uri) == HEAD_REVISION
+    engine = create_engine(store_uri)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM experiments")).scalar() == 1
+    finally:
+        engine.dispose()
