@@ -295,6 +295,27 @@ class ArtifactRepository(ABC):
         rel = normalize_artifact_path(path)
         return sorted(self._list(rel), key=lambda info: info.path)
 
+    def walk_files(self, artifact_path: str | None = None) -> tuple[Kind, list[str]]:
+        """What ``artifact_path`` is and the root-relative paths of every file in it (sorted).
+
+        A file gives ``("file", [path])``; a directory (the root by default) gives every file below
+        it, leaving out (logged) names that are not valid artifact paths, as listings do. Raises
+        :class:`ResourceDoesNotExist` when nothing is stored there.
+        """
+        rel = normalize_artifact_path(artifact_path)
+        kind = self._kind(rel)
+        if kind is None:
+            raise ResourceDoesNotExist(f"Artifact {rel!r} does not exist under {self.root_uri}")
+        if kind == "file":
+            return kind, [rel]
+        files = []
+        for file_rel in self._walk_files(rel):
+            try:
+                files.append(normalize_artifact_path(file_rel, allow_root=False))
+            except InvalidParameterValue:
+                logger.warning("Leaving out %s/%s: not a valid artifact path", self.root_uri, file_rel)
+        return kind, files
+
     def open_stream(self, artifact_path: str) -> Iterator[bytes]:
         """Open a file artifact for a streamed read; errors are raised here, not on first read."""
         rel = normalize_artifact_path(artifact_path, allow_root=False)

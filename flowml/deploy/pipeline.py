@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flowml.deploy.records import DeploymentRecord, DeploymentRecords, actor, records
+from flowml.deploy.records import DeploymentRecord, DeploymentRecords, records
+from flowml.deploy.records import actor as process_user
 from flowml.deploy.targets import deployments_dir, get_target
 
 __all__ = ["bentoml_home", "deploy_version", "gate_failures", "main", "serving_check"]
@@ -109,9 +110,11 @@ def deploy_version(
     bento_tag: str | None = None,
     force: bool = False,
     client: Any = None,
+    actor: str | None = None,
 ) -> DeploymentRecord:
     """Deploy ``name`` version ``version``; returns the record (SERVING, SKIPPED or FAILED). ``bento_tag``
-    redeploys an existing Bento without rebuilding (rollback)."""
+    redeploys an existing Bento without rebuilding (rollback). ``actor``: who asked (default: this process's
+    user)."""
     from flowml.client import FlowmlClient
     from flowml.serving import to_jsonable
 
@@ -119,7 +122,7 @@ def deploy_version(
     store = records(client)
     version = str(version)
     event = int(event_id) if event_id not in (None, "", "None") else None
-    common = {"actor": actor(), "event_id": event, "flow_run_id": flow_run_id}
+    common = {"actor": actor or process_user(), "event_id": event, "flow_run_id": flow_run_id}
     if not force and bento_tag is None and (live := _already_serving(store, name, version, target)):
         return store.create(name, version, target, status="SKIPPED", bento_tag=live.bento_tag,
                             details={"reason": f"version {version} already serving (record {live.id})"},

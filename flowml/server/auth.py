@@ -35,7 +35,8 @@ PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/2.0/mlflow-artifact
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """``kind``: public | user | admin | self | experiment | run | model | logged_model | artifact.
+    """``kind``: public | user | admin | self | experiment | run | model | logged_model | artifact |
+    metrics (admins, or anyone when the server's ``metrics_public`` is set).
 
     ``field`` names where the resource id is (query, JSON body or path parameter).
     """
@@ -57,12 +58,17 @@ USER, ADMIN, PUBLIC = _r("user"), _r("admin"), _r("public")
 #: (method, path without the mount prefix) -> rule. Searches are "user" and narrowed in SQL.
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/health"): PUBLIC,
+    ("GET", "/metrics"): _r("metrics"),  # Prometheus: an admin's token, or metrics_public
     ("GET", "/version"): PUBLIC,
     ("GET", "/api/3.0/mlflow/server-info"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
+    # the web UI's page and static files (plain routes: no dependency can guard them; the page's own
+    # API calls carry the credentials)
+    ("GET", "/"): PUBLIC,
+    ("GET", "/static/{path}"): PUBLIC,
     # experiments
     ("POST", "/experiments/create"): USER,
     ("GET", "/experiments/get"): EXP_R,
@@ -133,12 +139,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/registry/events"): ADMIN,
     ("GET", "/events"): ADMIN,
     ("GET", "/metrics/history-downsampled"): RUN_R,
+    ("GET", "/runs/artifacts/file"): RUN_R,
+    ("GET", "/runs/artifacts/zip"): RUN_R,
     # deployments: a listing for any user; writes by deployment workers (admin service accounts) or
     # by users who may edit the model being deployed
     ("GET", "/deployments"): USER,
     ("GET", "/deployments/{deployment_id}"): USER,
     ("POST", "/deployments"): MOD_E,
     ("POST", "/deployments/update"): ADMIN,
+    # rollback replaces what serves for every caller, without the deployment's promotion gate: MANAGE
+    ("POST", "/deployments/rollback"): MOD_M,
     ("GET", "/registry/events/pending"): ADMIN,
     ("GET", "/registry/events/attempts"): ADMIN,
     ("POST", "/registry/events/attempts"): ADMIN,
@@ -275,7 +285,7 @@ def _experiment_of(backend: SqlBackend, rule: Rule, value: Any) -> list[str]:
 def _check(backend: SqlBackend, user: auth_store.User, rule: Rule, value: Any) -> None:
     if rule.kind in ("user", "public") or user.is_admin:
         return
-    if rule.kind == "admin":
+    if rule.kind in ("admin", "metrics"):
         raise PermissionDenied("Permission denied: this requires an admin user")
     if rule.kind == "self":
         if str(value) != user.username:
@@ -308,7 +318,7 @@ def make_dependency(authenticator: Authenticator) -> Callable[[Request], Any]:
         rule = RULES.get(key)
         if rule is None:  # default deny: a route nobody wrote a rule for
             raise PermissionDenied(f"No access rule for {key[0]} {key[1]}")
-        if rule.kind == "public":
+        if rule.kind == "public" or (rule.kind == "metrics" and request.app.state.settings.metrics_public):
             return
         user = await run_in_threadpool(authenticator.user_from_header, request.headers.get("authorization"))
         request.state.user = user.username

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from flowml.client import FlowmlClient
@@ -64,3 +66,61 @@ def test_replace_failure_keeps_old_and_rollback(deploy_env: DeployEnv) -> None:
     assert client.get_model_version("wine", v2).current_stage == "Archived"
     moves = [(h.version, h.to_value) for h in client.get_registry_history("wine") if h.reason == "rollback"]
     assert (v1, "Production") in moves
+
+    # The Bentos exist now, so the HTTP rollback (what the UI's button calls) and the button itself are
+    # tested here rather than in a test that would build them again.
+    _rollback_over_http_and_from_the_ui(deploy_env, url, (v1, v2, v3), (expected1, expected2))
+
+
+def _rollback_over_http_and_from_the_ui(
+    env: DeployEnv, url: str, versions: tuple[str, str, str], expected: tuple[list[object], list[object]]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, serve_ui
+
+    (v1, v2, v3), (expected1, expected2) = versions, expected
+    client = FlowmlClient()
+    with serve_ui(f"sqlite:///{env.root / 'flowml.db'}", str(env.root / "server-artifacts")) as server:
+        api = httpx.Client(base_url=f"{server}/api/flowml", headers={"X-Flowml-User": "ops"}, timeout=180)
+        missing = api.post("/deployments/rollback", json={"name": "no-such-model"})
+        assert (missing.status_code, missing.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+        no_bento = api.post("/deployments/rollback", json={"name": "wine", "to_version": v3})  # FAILED only
+        assert (no_bento.status_code, no_bento.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+        assert "no earlier deployment" in no_bento.json()["message"]
+
+        r = api.post("/deployments/rollback", json={"name": "wine", "to_version": int(v2)})
+        assert r.status_code == 200, r.text
+        rec = r.json()["deployment"]
+        assert (rec["status"], rec["version"], rec["actor"]) == ("SERVING", v2, "ops")
+        assert rec["endpoint_url"] == url
+        assert _predict(url, env) == expected2
+        assert client.get_model_version("wine", v2).current_stage == "Production"
+        moves = [(h.version, h.to_value, h.user_id) for h in client.get_registry_history("wine")]
+        assert (v2, "Production", "ops") in moves
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                dialogs: list[str] = []
+
+                def accept(dialog: Any) -> None:
+                    dialogs.append(dialog.message)
+                    dialog.accept()
+
+                page.on("dialog", accept)
+                page.goto(f"{server}/#/models/wine")
+                page.wait_for_selector("#rollback")
+                assert page.inner_text("#rollback") == f"Roll back to v{v1}"  # the one that served before
+                page.click("#rollback")
+                page.wait_for_selector("#rollback-result .ok-box", timeout=180_000)
+                assert f"Rolled back: v{v1} serves at {url}" in page.inner_text("#rollback-result")
+                assert dialogs and f"Roll back wine to the previous version (v{v1})" in dialogs[0]
+                newest = page.locator("#deployments-table tbody tr").first
+                assert newest.get_attribute("data-version") == v1
+                assert newest.locator(".status").inner_text() == "SERVING"
+            finally:
+                browser.close()
+    assert _predict(url, env) == expected1
+    assert client.get_model_version("wine", v1).current_stage == "Production"

@@ -6,7 +6,11 @@ Each page's screenshot lands in ``docs/ui/`` (the README shows them).
 
 from __future__ import annotations
 
+import struct
+import tempfile
 import time
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,7 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
 BIG = 100_000
+MLMODEL = b"flavors:\n  python_function:\n    loader_module: flowml.pyfunc\n"
 
 
 @dataclass
@@ -67,10 +72,11 @@ def _seed(url: str, store: str) -> Seeded:
         api.log_batch(child, [Metric("accuracy", 0.8 + j / 100, t0, 0)], [Param("fold", str(j))])
         runs[f"fold-{j}"] = child
     api.log_dict(runs["trial-4"], {"lr": 0.02, "layers": [64, 32]}, "config.json")
-    api.log_text(
-        runs["trial-4"], "flavors:\n  python_function:\n    loader_module: flowml.pyfunc\n", "model/MLmodel"
-    )
+    api.log_text(runs["trial-4"], MLMODEL.decode(), "model/MLmodel")
     api.log_text(runs["trial-4"], "a,b\n1,2\n3,4\n", "data/sample.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "curve.png").write_bytes(png(96, 48))
+        api.log_artifact(runs["trial-4"], str(Path(tmp) / "curve.png"), "plots")
     # One run with a 100k-point metric, written through the local store (100 REST batches would work
     # too, but the point here is drawing it, not logging it).
     big = api.create_run(exp, run_name="long-training").info.run_id
@@ -87,6 +93,18 @@ def _seed(url: str, store: str) -> Seeded:
     api.set_promotion_policy(
         model, {"to": ["Production"], "rules": [{"metric": "accuracy", "op": ">=", "value": 0.99}]}
     )
+    # Deployment records as the deployment flow writes them (the Bentos themselves do not exist here:
+    # a rollback from this page fails, which is what the UI must show; tests/deploy rolls back for real).
+    history = (("1", "SUPERSEDED", "6f1c2a9e-0000"), ("2", "SERVING", "9a8b7c6d-1111"))
+    for version, status, flow_run in history:
+        record = {
+            "name": model, "version": version, "target": "local", "status": status, "event_id": int(version),
+            "flow_run_id": flow_run, "bento_tag": f"churn_classifier_service:v{version}",
+            "details": {"flow_run_url": f"http://prefect.local/flow-runs/flow-run/{flow_run}"},
+        }  # fmt: skip
+        created = httpx.post(f"{url}/api/flowml/deployments", json=record).json()["deployment"]
+        fields = {"endpoint_url": "http://127.0.0.1:3000"} if status == "SERVING" else {"status": status}
+        httpx.post(f"{url}/api/flowml/deployments/update", json={"id": created["id"], "fields": fields})
     return Seeded(url, exp, runs, big, model)
 
 
@@ -94,8 +112,11 @@ def _seed(url: str, store: str) -> Seeded:
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     tmp = tmp_path_factory.mktemp("ui")
     store = f"sqlite:///{tmp / 'ui.db'}"
-    with serve_ui(store, str(tmp / "artifacts")) as url:
-        yield _seed(url, store)
+    with pytest.MonkeyPatch.context() as env:  # where a rollback from the UI would serve (never the cwd)
+        env.setenv("FLOWML_DEPLOYMENTS_DIR", str(tmp / "deployments"))
+        env.setenv("BENTOML_HOME", str(tmp / "bentoml"))
+        with serve_ui(store, str(tmp / "artifacts")) as url:
+            yield _seed(url, store)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +146,31 @@ def shot(page: Any, name: str) -> None:
 
 def rows(page: Any) -> list[str]:
     return list(page.locator("#runs tbody tr").evaluate_all("rs => rs.map(r => r.innerText)"))
+
+
+def png(width: int, height: int) -> bytes:
+    """A small RGB gradient PNG (an image artifact to preview)."""
+    raw = b"".join(
+        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 160)) for x in range(width))
+        for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def unzip(path: str | Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        return {name: archive.read(name) for name in archive.namelist()}
 
 
 def ink(page: Any, selector: str) -> int:
@@ -163,6 +209,40 @@ def test_experiments_page_creates_and_renames(seeded: Seeded, page: Any) -> None
     page.fill("input[type=search]", "")
     page.wait_for_selector("#experiments >> text=ui-created")
     shot(page, "experiments")
+    # rename, delete (confirmed), find it among the deleted, restore
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#experiments tr:has-text('ui-created') >> text=Rename")
+    page.fill("input[aria-label='New name']", "ui-renamed")
+    page.click("#experiments >> text=Save")
+    page.wait_for_selector("#experiments >> text=ui-renamed")
+    page.click("#experiments tr:has-text('ui-renamed') >> text=Delete")
+    page.wait_for_function("() => !document.querySelector('#experiments').innerText.includes('ui-renamed')")
+    page.select_option("select[aria-label=Lifecycle]", "deleted")
+    page.click("#experiments tr:has-text('ui-renamed') >> text=Restore")
+    page.wait_for_function("() => !document.querySelector('#experiments').innerText.includes('ui-renamed')")
+    page.select_option("select[aria-label=Lifecycle]", "active")
+    page.wait_for_selector("#experiments >> text=ui-renamed")
+
+
+def test_runs_delete_and_restore(seeded: Seeded, page: Any) -> None:
+    from flowml.client import FlowmlClient
+
+    api = FlowmlClient(seeded.url)
+    exp = api.create_experiment("scratch")
+    keep, drop = (api.create_run(exp, run_name=n).info.run_id for n in ("keep-me", "drop-me"))
+    page.goto(f"{seeded.url}/#/experiments/{exp}")
+    page.wait_for_selector("#runs >> text=drop-me")
+    page.check(f"tr[data-run-id='{drop}'] input[type=checkbox]")
+    page.click("button.danger:has-text('Delete')")
+    page.wait_for_function("() => document.querySelectorAll('#runs tbody tr').length === 1")
+    assert api.get_run(drop).info.lifecycle_stage == "deleted"
+    page.select_option("select[aria-label=Lifecycle]", "deleted")
+    page.wait_for_selector(f"tr[data-run-id='{drop}']")
+    page.check(f"tr[data-run-id='{drop}'] input[type=checkbox]")
+    page.click("button.danger:has-text('Restore')")
+    page.wait_for_selector("#runs >> text=No runs match.")
+    assert api.get_run(drop).info.lifecycle_stage == "active"
+    assert api.get_run(keep).info.lifecycle_stage == "active"
 
 
 def test_runs_table_filter_sort_nested_and_compare(seeded: Seeded, page: Any) -> None:
@@ -255,16 +335,34 @@ def test_run_page_draws_a_100k_point_metric_and_previews_artifacts(seeded: Seede
     # artifacts: JSON, CSV and the MLmodel file preview
     page.click("#artifact-tree >> text=config.json")
     page.wait_for_selector("#artifact-preview pre >> text=layers")
-    page.click("#artifact-tree >> text=📁 model")
+    page.click("#artifact-tree summary:has-text('model/')")
     page.click("#artifact-tree >> text=MLmodel")
     page.wait_for_selector("#artifact-preview pre.mlmodel >> text=python_function")
-    page.click("#artifact-tree >> text=📁 data")
+    page.click("#artifact-tree summary:has-text('data/')")
     page.click("#artifact-tree >> text=sample.csv")
     page.wait_for_selector("#artifact-preview table >> text=3")
     with page.expect_download() as dl:
         page.click("#artifact-preview >> text=Download")
     assert Path(dl.value.path()).read_text() == "a,b\n1,2\n3,4\n"
+    # an image previews as an image
+    page.click("#artifact-tree summary:has-text('plots/')")
+    page.click("#artifact-tree >> text=curve.png")
+    page.wait_for_function("() => document.querySelector('#artifact-preview img')?.naturalWidth === 96")
     shot(page, "run")
+    # folders download as zips (streamed by the server): one folder, then the whole run
+    with page.expect_download() as dl:
+        page.click("#artifact-tree button[aria-label='download folder model']")
+    assert dl.value.suggested_filename == "model.zip"
+    assert unzip(dl.value.path()) == {"model/MLmodel": MLMODEL}
+    with page.expect_download() as dl:
+        page.click("#download-all")
+    assert dl.value.suggested_filename == f"{seeded.runs['trial-4']}-artifacts.zip"
+    assert set(unzip(dl.value.path())) == {
+        "config.json",
+        "data/sample.csv",
+        "model/MLmodel",
+        "plots/curve.png",
+    }
 
 
 def test_registry_transition_with_reason_history_and_gate_report(seeded: Seeded, page: Any) -> None:
@@ -292,9 +390,37 @@ def test_registry_transition_with_reason_history_and_gate_report(seeded: Seeded,
     page.fill("#alias input[name=alias-reason]", "best accuracy")
     page.click("#alias button[type=submit]")
     page.wait_for_selector("#history >> text=best accuracy")
-    page.wait_for_selector("#deployments")  # present: a list, or "no deployments" when the API is absent
-    assert page.inner_text("#deployments").strip() != "Deployments"
+    # deployments: status, endpoint, Bento and the lineage chain with links; rollback with a confirmation
+    page.wait_for_selector("#deployments-table")
+    serving = page.locator("#deployments-table tr[data-version='2']")
+    assert "SERVING" in serving.inner_text() and "churn_classifier_service:v2" in serving.inner_text()
+    lineage = serving.locator("td").nth(4)
+    assert lineage.locator(f"a[href='#/runs/{seeded.runs['trial-4']}']").inner_text() == "v2"
+    assert lineage.locator("a[href='http://prefect.local/flow-runs/flow-run/9a8b7c6d-1111']").count() == 1
+    assert "event 2" in lineage.inner_text() and "http://127.0.0.1:3000" in lineage.inner_text()
     shot(page, "model")
+    page.locator("#deployments").scroll_into_view_if_needed()
+    shot(page, "deployments")
+    dialogs: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss() if len(dialogs) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.click("#rollback")  # dismissed: nothing is asked of the server
+    for _ in range(100):
+        if dialogs:
+            break
+        page.wait_for_timeout(50)
+    assert "Roll back churn-classifier to the previous version (v1)?" in dialogs[0]
+    assert page.inner_text("#rollback-result") == "" and page.is_enabled("#rollback")
+    page.click("#rollback")  # accepted: the server tries, the Bento is missing, the error is shown
+    page.wait_for_selector("#rollback-result .error-box", timeout=60_000)
+    assert len(dialogs) == 2
+    message = page.inner_text("#rollback-result")
+    assert "failed; the previous deployment keeps serving" in message and "v1" in message
+    assert page.locator("#deployments-table tbody tr").first.inner_text().split("\t")[1] == "FAILED"
 
 
 def test_auth_login_and_forbidden_message(tmp_path: Path, page: Any) -> None:
@@ -303,6 +429,12 @@ def test_auth_login_and_forbidden_message(tmp_path: Path, page: Any) -> None:
     with serve_ui(store, str(tmp_path / "art"), **settings) as url:
         admin = httpx.Client(base_url=url + "/api/2.0/mlflow", auth=("admin", "admin-password"))
         exp = admin.post("/experiments/create", json={"name": "secret"}).json()["experiment_id"]
+        run_info = admin.post("/runs/create", json={"experiment_id": exp}).json()["run"]["info"]
+        run = run_info["run_id"]
+        where = run_info["artifact_uri"].split(":", 1)[1].lstrip("/")
+        put = httpx.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/{where}/notes/readme.txt",
+                        content=b"for admins", auth=("admin", "admin-password"))  # fmt: skip
+        assert put.status_code == 200
         assert (
             admin.post("/users/create", json={"username": "bob", "password": "bob-password"}).status_code
             == 200
@@ -318,6 +450,12 @@ def test_auth_login_and_forbidden_message(tmp_path: Path, page: Any) -> None:
         page.click("form.login button[type=submit]")
         page.wait_for_selector("#experiments >> text=secret")
         assert page.evaluate("sessionStorage.getItem('flowml.auth')").startswith("Bearer ")
+        # a folder download sends the token (fetch), so it works with auth on
+        page.goto(f"{url}/#/runs/{run}")
+        with page.expect_download() as dl:
+            page.click("#artifact-tree button[aria-label='download folder notes']")
+        assert unzip(dl.value.path()) == {"notes/readme.txt": b"for admins"}
+        page.goto(url + "/")
         page.click("text=Sign out")
         page.wait_for_selector("form.login")
         page.fill("input[name=username]", "bob")
@@ -328,3 +466,17 @@ def test_auth_login_and_forbidden_message(tmp_path: Path, page: Any) -> None:
         page.goto(f"{url}/#/experiments/{exp}")
         page.wait_for_selector(".error-box.forbidden >> text=Permission denied")
         shot(page, "forbidden")
+        # a pasted API token signs in too, and a forbidden folder download is a message, not a blank page
+        token = httpx.post(
+            f"{url}/api/2.0/mlflow/users/tokens", json={"name": "ci"}, auth=("bob", "bob-password")
+        )
+        page.click("text=Sign out")
+        page.wait_for_selector("form.login")
+        page.click("form.login button[type=submit]")  # nothing filled in: said so
+        page.wait_for_selector("#login-error >> text=Enter a username and password, or an API token")
+        page.fill("input[name=token]", token.json()["token"])
+        page.click("form.login button[type=submit]")
+        page.wait_for_selector("#experiments")
+        assert page.inner_text("#user").startswith("bob")
+        page.goto(f"{url}/#/runs/{run}")
+        page.wait_for_selector(".error-box.forbidden >> text=Permission denied")

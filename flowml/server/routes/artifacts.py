@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,17 @@ proxy_router = APIRouter(tags=["artifact proxy"])
 
 PROXY_SCHEME = "mlflow-artifacts:"
 _SPOOL_BYTES = 8 * 1024 * 1024
+
+
+def attachment_headers(filename: str) -> dict[str, str]:
+    """``Content-Disposition: attachment`` for ``filename`` (an ASCII fallback plus RFC 6266's UTF-8
+    ``filename*``, so any name is safe in a header) and ``nosniff``."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename) or "download"
+    quoted = urllib.parse.quote(filename, safe="")
+    return {
+        "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quoted}",
+        "X-Content-Type-Options": "nosniff",
+    }
 
 
 def _run_repo(artifact_uri: str, proxy: ArtifactRepository, settings: Any) -> tuple[ArtifactRepository, str]:
@@ -70,14 +82,8 @@ def proxy_list(artifacts: ArtifactsDep, path: str | None = None) -> dict[str, An
 def proxy_download(artifact_path: str, artifacts: ArtifactsDep) -> StreamingResponse:
     rel = normalize_artifact_path(artifact_path, allow_root=False)
     stream: Iterator[bytes] = artifacts.open_stream(rel)
-    name = posixpath.basename(rel).replace('"', "")
     return StreamingResponse(
-        stream,
-        media_type="application/octet-stream",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-Type-Options": "nosniff",
-        },
+        stream, media_type="application/octet-stream", headers=attachment_headers(posixpath.basename(rel))
     )
 
 

@@ -3,23 +3,53 @@
 ``GET /metrics/history-downsampled``: a metric's whole history reduced on the server to at most
 ``max_points`` points (LTTB, keeping first/last and the global min/max), so a 100k-point curve
 costs the browser ~1,000 points.
+
+``GET /runs/artifacts/file?run_id=&path=``: one file of a run (the UI's previews and downloads).
+
+``GET /runs/artifacts/zip?run_id=&path=``: a run's artifact folder (the whole run by default) as a
+streamed zip attachment (:mod:`flowml.artifacts.zipstream`: memory stays at about one chunk). The
+path goes through the same checks as every artifact path, and the server only reads runs whose
+artifacts live in *its* artifact store (the proxy, or under ``--artifacts-destination``): an
+experiment's ``artifact_location`` is chosen by whoever creates it, so following it elsewhere would
+turn the server into a reader of any file or bucket it can reach.
 """
 
 from __future__ import annotations
 
+import os
+import posixpath
+import urllib.parse
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
+from flowml.artifacts import (
+    ArtifactRepository,
+    LocalArtifactRepository,
+    S3ArtifactRepository,
+    normalize_artifact_path,
+)
+from flowml.artifacts.base import is_within
+from flowml.artifacts.http import proxy_path
+from flowml.artifacts.local import local_path_from_uri
+from flowml.artifacts.s3 import parse_s3_uri
+from flowml.artifacts.zipstream import archive_name, zip_chunks
 from flowml.client.local import SqlBackend
-from flowml.server.deps import BackendDep
+from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from flowml.server.deps import ArtifactsDep, BackendDep
+from flowml.server.routes.artifacts import PROXY_SCHEME, attachment_headers
 from flowml.server.wire import fast_json
 from flowml.ui.downsample import downsample
 
-__all__ = ["router"]
+__all__ = ["MAX_ZIP_FILES", "router"]
 
 router = APIRouter(tags=["ui"])
+
+#: Most files one zip download may hold (the file list is built before the first byte is sent).
+MAX_ZIP_FILES = 100_000
 
 
 @router.get("/metrics/history-downsampled")
@@ -80,3 +110,84 @@ def _history(
         [r[1] for r in rows],
         [nan if r[3] else float(r[2]) for r in rows],
     )
+
+
+def _is_local_uri(uri: str) -> bool:
+    scheme = urllib.parse.urlsplit(uri).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # one letter: a Windows drive
+
+
+def run_artifacts_in_store(artifact_uri: str, store: ArtifactRepository) -> str:
+    """The path of a run's artifact directory inside the server's artifact store ``store``.
+
+    Raises :class:`InvalidParameterValue` when the run's artifacts are stored anywhere else.
+    """
+    if artifact_uri.startswith(PROXY_SCHEME):
+        return proxy_path(artifact_uri)
+    rel: str | None = None
+    if isinstance(store, S3ArtifactRepository) and artifact_uri.startswith("s3://"):
+        bucket, prefix = parse_s3_uri(artifact_uri)
+        if bucket == store.bucket and (not store.prefix or prefix == store.prefix):
+            rel = "" if prefix == store.prefix else prefix
+        elif bucket == store.bucket and prefix.startswith(store.prefix + "/"):
+            rel = prefix[len(store.prefix) + 1 :]
+    elif isinstance(store, LocalArtifactRepository) and _is_local_uri(artifact_uri):
+        root = os.path.realpath(store.root_path)
+        target = os.path.realpath(local_path_from_uri(artifact_uri))
+        if is_within(root, target):
+            rel = Path(target).relative_to(root).as_posix() if target != root else ""
+    if rel is None:
+        raise InvalidParameterValue(
+            f"This run's artifacts are stored at {artifact_uri!r}, outside this server's artifact store: "
+            "the server only serves artifacts it stores. Download them with the client instead."
+        )
+    return normalize_artifact_path(rel)
+
+
+def _in_store(backend: SqlBackend, artifacts: ArtifactRepository, run_id: str, rel: str) -> tuple[str, str]:
+    """The run's artifact root in the server's store, and its (already normalised) ``rel`` there."""
+    base = run_artifacts_in_store(backend.get_run(run_id).info.artifact_uri, artifacts)
+    return base, posixpath.join(base, rel) if base and rel else base or rel
+
+
+@router.get("/runs/artifacts/file")
+def run_artifact_file(
+    backend: BackendDep,
+    artifacts: ArtifactsDep,
+    run_id: str = Query(min_length=1),
+    path: str = Query(min_length=1),
+) -> StreamingResponse:
+    """One artifact file of a run, streamed as an attachment (previews and downloads in the UI, whether
+    or not the server proxies artifacts)."""
+    _, full = _in_store(backend, artifacts, run_id, normalize_artifact_path(path, allow_root=False))
+    try:
+        stream = artifacts.open_stream(full)
+    except ResourceDoesNotExist:  # said without the server's own storage location
+        raise ResourceDoesNotExist(f"Run {run_id} has no artifact file {path!r}") from None
+    headers = attachment_headers(posixpath.basename(full))
+    return StreamingResponse(stream, media_type="application/octet-stream", headers=headers)
+
+
+@router.get("/runs/artifacts/zip")
+def run_artifacts_zip(
+    backend: BackendDep,
+    artifacts: ArtifactsDep,
+    run_id: str = Query(min_length=1),
+    path: str | None = None,
+) -> StreamingResponse:
+    folder = normalize_artifact_path(path)
+    base, full = _in_store(backend, artifacts, run_id, folder)
+    try:
+        _, files = artifacts.walk_files(full)  # everything is checked before the first byte is sent
+    except ResourceDoesNotExist:  # said without the server's own storage location
+        what = f"artifact {folder!r}" if folder else "artifacts"
+        raise ResourceDoesNotExist(f"Run {run_id} has no {what}") from None
+    if len(files) > MAX_ZIP_FILES:
+        raise InvalidParameterValue(
+            f"{repr(folder) if folder else 'The run'} holds {len(files):,} files, more than "
+            f"{MAX_ZIP_FILES:,} for one zip: download a subfolder, or use the client."
+        )
+    entries = [(f, archive_name(folder, f[len(base) + 1 :] if base else f)) for f in files]
+    name = posixpath.basename(folder) if folder else f"{run_id}-artifacts"
+    headers = attachment_headers(name + ".zip")
+    return StreamingResponse(zip_chunks(artifacts, entries), media_type="application/zip", headers=headers)

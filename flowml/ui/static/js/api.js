@@ -29,7 +29,7 @@ function url(path, query) {
   return u.pathname + u.search;
 }
 
-async function send(method, path, { query, body, header } = {}) {
+export async function send(method, path, { query, body, header } = {}) {
   const headers = { Accept: "application/json" };
   const a = header !== undefined ? header : auth.header;
   if (a) headers.Authorization = a;
@@ -47,7 +47,8 @@ async function send(method, path, { query, body, header } = {}) {
   return res;
 }
 
-async function parse(res) {
+/** The JSON body of a response; an ApiError for an error response. */
+export async function parse(res) {
   const text = await res.text();
   let data = {};
   if (text) {

@@ -66,12 +66,14 @@ window.addEventListener("flowml:unauthenticated", () => {
 
 async function loginPage(view) {
   const msg = h("div", { id: "login-error" });
-  const user = h("input", { name: "username", autocomplete: "username", required: true, autofocus: true });
+  // Not `required`: a pasted token alone signs in too (checked on submit instead).
+  const user = h("input", { name: "username", autocomplete: "username", autofocus: true });
   const pass = h("input", { name: "password", type: "password", autocomplete: "current-password" });
   const token = h("input", { name: "token", placeholder: "or paste an API token", autocomplete: "off" });
   const form = h("form", { class: "card login", onsubmit: async (e) => {
     e.preventDefault();
     clear(msg);
+    if (!token.value.trim() && !user.value.trim()) { clear(msg, errorBox(new Error("Enter a username and password, or an API token."))); return; }
     try {
       let header;
       if (token.value.trim()) {

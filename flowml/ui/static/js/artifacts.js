@@ -1,18 +1,37 @@
-// Artifact browser: lazy tree over artifacts/list, preview (text/JSON/YAML/CSV/images/MLmodel), download.
-import { blob, get } from "./api.js";
-import { bytes, clear, downloadBlob, errorBox, h } from "./format.js";
+// Artifact browser: lazy tree over artifacts/list, preview (text/JSON/YAML/CSV/images/MLmodel), download of
+// files (/api/flowml/runs/artifacts/file) and of folders or the whole run as a zip (.../zip, streamed).
+import { auth, blob, get, parse, send } from "./api.js";
+import { bytes, clear, downloadBlob, errorBox, h, toast } from "./format.js";
 
 const TEXT = /\.(txt|log|json|ya?ml|csv|tsv|md|py|toml|cfg|ini|html|xml|sh|r|sql)$|(^|\/)(MLmodel|MLproject|requirements\.txt|conda\.yaml|python_env\.yaml)$/i;
 const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", svg: "image/svg+xml", webp: "image/webp" };
 const MAX_PREVIEW = 2 * 1024 * 1024;
 
 function downloadPath(run, path) {
-  const uri = run.info.artifact_uri || "";
-  if (!uri.startsWith("mlflow-artifacts:")) return null;
-  let rest = uri.slice("mlflow-artifacts:".length);
-  if (rest.startsWith("//")) rest = rest.slice(2).split("/").slice(1).join("/");
-  rest = rest.replace(/^\/+/, "");
-  return `/api/2.0/mlflow-artifacts/artifacts/${rest}/${path.split("/").map(encodeURIComponent).join("/")}`;
+  return `/api/flowml/runs/artifacts/file?${new URLSearchParams({ run_id: run.info.run_id, path })}`;
+}
+
+/** Save ``url`` as ``name``. Errors are shown; without auth the browser streams the file straight to disk
+ * (a plain link, after a first request proved it answers), with auth it goes through fetch (the token
+ * must be sent, so the file passes through memory). */
+async function download(url, name, onError) {
+  try {
+    const res = await send("GET", url);
+    if (!res.ok) await parse(res); // throws the server's error
+    if (!auth.header) {
+      await res.body?.cancel();
+      const a = h("a", { href: url, download: name, class: "hidden" });
+      document.body.append(a); a.click(); a.remove();
+    } else downloadBlob(await res.blob(), name);
+    toast(`Downloading ${name}`);
+  } catch (e) { onError(e); }
+}
+
+/** A folder ("" = the whole run) as a zip streamed by the server. */
+function downloadZip(run, path, onError) {
+  const q = new URLSearchParams({ run_id: run.info.run_id });
+  if (path) q.set("path", path);
+  return download(`/api/flowml/runs/artifacts/zip?${q}`, `${path ? path.split("/").pop() : run.info.run_id + "-artifacts"}.zip`, onError);
 }
 
 function csvTable(text) {
@@ -28,9 +47,8 @@ export function artifactBrowser(run) {
   async function open(file) {
     const url = downloadPath(run, file.path);
     const name = file.path.split("/").pop();
-    const dl = url ? h("button", { onclick: async () => { try { downloadBlob(await blob(url), name); } catch (e) { clear(preview, errorBox(e)); } } }, "Download") : null;
+    const dl = h("button", { onclick: () => download(url, name, (e) => clear(preview, errorBox(e))) }, "Download");
     clear(preview, h("div", { class: "toolbar" }, h("strong", { class: "mono" }, file.path), h("span", { class: "muted" }, bytes(file.file_size)), dl));
-    if (!url) { preview.append(h("p", { class: "muted" }, "This run's artifacts are not served by the artifact proxy.")); return; }
     const ext = (name.split(".").pop() || "").toLowerCase();
     try {
       if (IMAGE[ext]) {
@@ -56,13 +74,17 @@ export function artifactBrowser(run) {
         if (f.is_dir) {
           const sub = h("ul");
           let loaded = false;
-          const d = h("details", { ontoggle: () => { if (d.open && !loaded) { loaded = true; list(f.path, sub); } } }, h("summary", {}, `📁 ${label}`), sub);
+          const zip = h("button", { class: "link small zip", title: `Download ${f.path} as a .zip`, "aria-label": `download folder ${f.path}`,
+            onclick: (e) => { e.preventDefault(); e.stopPropagation(); downloadZip(run, f.path, showError); } }, "⤓ zip");
+          const d = h("details", { ontoggle: () => { if (d.open && !loaded) { loaded = true; list(f.path, sub); } } }, h("summary", {}, h("span", { class: "dir" }, `${label}/`), zip), sub);
           return h("li", {}, d);
         }
         return h("li", {}, h("button", { class: "link", onclick: () => open(f) }, label), h("span", { class: "muted" }, " " + bytes(f.file_size)));
       }));
     } catch (e) { clear(ul, h("li", {}, errorBox(e))); }
   }
+  const showError = (e) => clear(preview, errorBox(e));
+  const all = h("button", { id: "download-all", title: "Download every artifact of this run as a .zip", onclick: () => downloadZip(run, "", showError) }, "Download all (.zip)");
   list("", tree);
-  return h("div", { class: "artifacts" }, h("div", { class: "tree-wrap" }, tree), preview);
+  return h("div", { class: "artifacts" }, h("div", { class: "tree-wrap" }, h("div", { class: "toolbar" }, all), tree), preview);
 }

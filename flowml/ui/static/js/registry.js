@@ -56,35 +56,94 @@ function editable(text, onSave, placeholder) {
   return box;
 }
 
-async function deploymentsPanel(name) {
-  const panel = h("section", { class: "card", id: "deployments" }, h("h2", {}, "Deployments"));
-  let res;
-  try { res = await get("/api/flowml/deployments", { name }); } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 405)) { panel.append(h("p", { class: "muted" }, "No deployments: this server has no deployments endpoint yet.")); return panel; }
-    panel.append(errorBox(err)); return panel;
+const SERVED = new Set(["SERVING", "SUPERSEDED", "STOPPED"]);
+
+/** Versions an earlier deployment served with a Bento (what a rollback can serve again), newest first. */
+export function rollbackChoices(deps) {
+  const current = deps.find((d) => d.status === "SERVING");
+  const seen = new Set(), out = [];
+  for (const d of deps) {
+    if (!SERVED.has(d.status) || !d.bento_tag || (current && d.version === current.version) || seen.has(d.version)) continue;
+    seen.add(d.version); out.push(d);
   }
-  const deps = (res.deployments || []).filter((d) => !d.name || d.name === name || d.model_name === name);
-  if (!deps.length) { panel.append(h("p", { class: "muted" }, "No deployments of this model.")); return panel; }
-  const msg = h("div");
-  const link = (u) => (u && /^https?:\/\//.test(u) ? h("a", { href: u, target: "_blank", rel: "noopener noreferrer" }, u) : u || "—");
-  panel.append(msg, h("table", { class: "grid small" },
-    h("thead", {}, h("tr", {}, ["version", "status", "endpoint", "bento", "lineage", "since", ""].map((t) => h("th", {}, t)))),
-    h("tbody", {}, deps.map((d) => h("tr", {},
-      h("td", {}, `v${d.version ?? d.model_version ?? "?"}`),
-      h("td", {}, h("span", { class: `status ${String(d.status || "").toLowerCase()}` }, d.status || "—")),
-      h("td", {}, link(d.endpoint_url || d.endpoint)),
-      h("td", { class: "mono" }, d.bento_tag || "—"),
-      h("td", { class: "small" }, [`v${d.version ?? d.model_version ?? "?"}`, d.event_id ? `event ${d.event_id}` : null,
-        d.flow_run_url ? h("a", { href: d.flow_run_url, target: "_blank", rel: "noopener noreferrer" }, "flow run") : d.flow_run_id ? `flow run ${String(d.flow_run_id).slice(0, 8)}` : null,
-        d.bento_tag || null, d.endpoint_url || d.endpoint || null].filter(Boolean).flatMap((x, j) => (j ? [" → ", x] : [x]))),
-      h("td", {}, timeEl(d.serving_since || d.created_time || d.updated_time)),
-      h("td", {}, h("button", { onclick: async () => {
-        if (!confirm(`Roll back ${name} to the previous deployment?`)) return;
-        try { await post("/api/flowml/deployments/rollback", { name }); toast("Rollback requested"); } catch (err) {
-          if (err.status === 404 || err.status === 405) clear(msg, h("p", { class: "error-box" }, `This server has no rollback endpoint yet: run “flowml deploy rollback ${name}”.`));
-          else clear(msg, errorBox(err));
-        }
-      } }, "Roll back")))))));
+  return { current, choices: out };
+}
+
+function lineage(d, runOf) {
+  const link = (href, text) => h("a", { href, target: href.startsWith("#") ? null : "_blank", rel: "noopener noreferrer" }, text);
+  const details = d.details || {};
+  const run = runOf[d.version];
+  const flowUrl = details.flow_run_url || d.flow_run_url;
+  const endpoint = d.endpoint_url;
+  const steps = [
+    run ? link(`#/runs/${run}`, `v${d.version}`) : `v${d.version}`,
+    d.event_id ? `event ${d.event_id}` : null,
+    d.flow_run_id ? (flowUrl && /^https?:\/\//.test(flowUrl) ? link(flowUrl, `flow run ${String(d.flow_run_id).slice(0, 8)}`) : `flow run ${String(d.flow_run_id).slice(0, 8)}`) : null,
+    d.bento_tag ? h("span", { class: "mono" }, d.bento_tag) : null,
+    endpoint ? (/^https?:\/\//.test(endpoint) ? link(endpoint, endpoint) : endpoint) : null,
+  ].filter(Boolean);
+  return steps.flatMap((x, j) => (j ? [" → ", x] : [x]));
+}
+
+async function deploymentsPanel(name, runOf) {
+  const panel = h("section", { class: "card", id: "deployments" });
+  const msg = h("div", { id: "rollback-result" });
+  async function render(note) {
+    let res;
+    try { res = await get("/api/flowml/deployments", { name, max_results: 200 }); } catch (err) {
+      if (err instanceof ApiError && (err.status === 404 || err.status === 405)) { clear(panel, h("h2", {}, "Deployments"), h("p", { class: "muted" }, "No deployments: this server has no deployments endpoint.")); return; }
+      clear(panel, h("h2", {}, "Deployments"), errorBox(err)); return;
+    }
+    const deps = (res.deployments || []).filter((d) => d.name === name);
+    if (!deps.length) { clear(panel, h("h2", {}, "Deployments"), h("p", { class: "muted" }, "No deployments of this model.")); return; }
+    const target = (deps.find((d) => d.status === "SERVING") || deps[0]).target; // newest first
+    const { current, choices } = rollbackChoices(deps.filter((d) => d.target === target));
+    const buttons = [];
+    async function rollback(to) {
+      const what = to ? `v${to}` : `the previous version (v${choices[0].version})`;
+      if (!confirm(`Roll back ${name} to ${what}?\n\nIts Bento is served again (no rebuild) and the stage/alias moves back, recorded with reason "rollback".`)) return;
+      buttons.forEach((b) => { b.disabled = true; });
+      clear(msg, h("p", { class: "muted", role: "status" }, `Rolling back to ${what}: starting its Bento…`));
+      try {
+        const body = { name, target };
+        if (to) body.to_version = to;
+        const out = (await post("/api/flowml/deployments/rollback", body)).deployment;
+        toast(`${name}: v${out.version} serving again`);
+        await render(h("div", { class: "ok-box", role: "status" }, `Rolled back: v${out.version} serves at `,
+          out.endpoint_url ? h("a", { href: out.endpoint_url, target: "_blank", rel: "noopener noreferrer" }, out.endpoint_url) : "its endpoint",
+          ` (deployment ${out.id}, Bento ${out.bento_tag}).`));
+      } catch (err) {
+        await render(errorBox(err));
+      }
+    }
+    const rowButton = (d) => {
+      if (!choices.some((c) => c.id === d.id)) return null;
+      const b = h("button", { class: "rollback", dataset: { version: d.version }, onclick: () => rollback(d.version) }, `Roll back to v${d.version}`);
+      buttons.push(b); return b;
+    };
+    const top = choices.length && current
+      ? h("button", { id: "rollback", class: "danger", onclick: () => rollback(null) }, `Roll back to v${choices[0].version}`)
+      : null;
+    if (top) buttons.push(top);
+    clear(msg, note || null);
+    clear(panel,
+      h("div", { class: "toolbar" }, h("h2", {}, "Deployments"), h("span", { class: "spacer" }),
+        current ? h("span", { class: "muted" }, `v${current.version} serving`) : h("span", { class: "muted" }, "nothing serving"), top,
+        !choices.length ? h("span", { class: "muted small" }, "Nothing to roll back to (no earlier deployment with a Bento).") : null),
+      msg,
+      h("div", { class: "table-wrap" }, h("table", { class: "grid small", id: "deployments-table" },
+        h("thead", {}, h("tr", {}, ["version", "status", "endpoint", "bento", "lineage (version → event → flow run → bento → endpoint)", "since", "by", ""].map((t) => h("th", {}, t)))),
+        h("tbody", {}, deps.map((d) => h("tr", { dataset: { deployment: d.id, version: d.version } },
+          h("td", {}, `v${d.version}`),
+          h("td", {}, h("span", { class: `status ${String(d.status || "").toLowerCase()}`, title: d.error || "" }, d.status || "—")),
+          h("td", {}, d.endpoint_url && /^https?:\/\//.test(d.endpoint_url) ? h("a", { href: d.endpoint_url, target: "_blank", rel: "noopener noreferrer" }, d.endpoint_url) : d.endpoint_url || "—"),
+          h("td", { class: "mono" }, d.bento_tag || "—"),
+          h("td", { class: "small lineage" }, lineage(d, runOf)),
+          h("td", {}, timeEl(d.serving_since || d.created_time)),
+          h("td", {}, d.actor || "—"),
+          h("td", {}, rowButton(d))))))));
+  }
+  await render(null);
   return panel;
 }
 
@@ -152,5 +211,5 @@ export async function modelPage(view, [name]) {
     h("section", { class: "card" }, h("h2", {}, `Versions (${versions.length})`), h("div", { class: "table-wrap" }, h("table", { class: "grid", id: "versions" },
       h("thead", {}, h("tr", {}, ["version", "stage", "aliases", "created", "run", "source", "tags", "description"].map((t) => h("th", {}, t)))), h("tbody", {}, versionRows)))),
     h("section", { class: "card" }, h("h2", {}, "Stage and alias history"), histBox),
-    await deploymentsPanel(name));
+    await deploymentsPanel(name, Object.fromEntries(versions.map((v) => [v.version, v.run_id]))));
 }

@@ -209,6 +209,7 @@ export async function runsPage(view, [idsRaw], query) {
     more.classList.toggle("hidden", !state.token);
     count.textContent = `${state.runs.length}${state.token ? "+" : ""} runs · ${Math.round(performance.now() - t0)} ms`;
     renderTable();
+    table.dataset.renderedAt = String(Math.round(performance.now())); // ms since navigation (benchmarks)
   }
 
   clear(view,
