@@ -30,6 +30,14 @@ def _flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
+def _flow_run_url() -> str | None:
+    """The flow run's page in the Prefect UI, when a server (not the ephemeral API) is configured."""
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_UI_URL
+
+    return str(flow_run.ui_url) if flow_run.id and PREFECT_UI_URL.value() else None
+
+
 @flow(name=FLOW_NAME, log_prints=True, persist_result=False)
 def deploy_model_version(
     name: str,
@@ -43,7 +51,7 @@ def deploy_model_version(
     """Put registered model ``name`` version ``version`` behind an endpoint on ``target``."""
     record = deploy_version(
         name, version, target=target, port=port, event_id=event_id, trigger=trigger,
-        flow_run_id=_flow_run_id(), force=force,
+        flow_run_id=_flow_run_id(), flow_run_url=_flow_run_url(), force=force,
     )  # fmt: skip
     print(f"deployment record {record.id}: {record.status} {record.endpoint_url or record.error or ''}")  # noqa: T201 - the flow run log (log_prints)
     if record.status == "FAILED":

@@ -107,14 +107,15 @@ def deploy_version(
     event_id: int | str | None = None,
     trigger: str | None = None,
     flow_run_id: str | None = None,
+    flow_run_url: str | None = None,
     bento_tag: str | None = None,
     force: bool = False,
     client: Any = None,
     actor: str | None = None,
 ) -> DeploymentRecord:
     """Deploy ``name`` version ``version``; returns the record (SERVING, SKIPPED or FAILED). ``bento_tag``
-    redeploys an existing Bento without rebuilding (rollback). ``actor``: who asked (default: this process's
-    user)."""
+    redeploys an existing Bento without rebuilding (rollback); ``flow_run_url`` (the Prefect UI page) goes
+    into the record's details for the lineage view. ``actor``: who asked (default: this process's user)."""
     from flowml.client import FlowmlClient
     from flowml.serving import to_jsonable
 
@@ -127,7 +128,9 @@ def deploy_version(
         return store.create(name, version, target, status="SKIPPED", bento_tag=live.bento_tag,
                             details={"reason": f"version {version} already serving (record {live.id})"},
                             **common)  # fmt: skip
-    first = {"trigger": trigger, "rollback": bento_tag is not None}
+    first: dict[str, Any] = {"trigger": trigger, "rollback": bento_tag is not None}
+    if flow_run_url:
+        first["flow_run_url"] = flow_run_url
     record = store.create(name, version, target, details=first, **common)
     timings: dict[str, float] = {}
     details: dict[str, Any] = {}
