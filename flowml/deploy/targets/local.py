@@ -34,7 +34,23 @@ import httpx
 
 __all__ = ["LocalTarget", "deployments_dir", "free_port", "stop_process_group"]
 
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # backends (bentoml serve) always listen on loopback, behind the front proxy
+
+
+def front_host() -> str:
+    """Where the stable endpoint (the front proxy) listens: ``FLOWML_DEPLOY_BIND_HOST``, default loopback.
+
+    Set ``0.0.0.0`` on a worker whose endpoints other machines/containers must reach."""
+    return os.environ.get("FLOWML_DEPLOY_BIND_HOST") or HOST
+
+
+def advertised_host() -> str:
+    """The host put in endpoint URLs: ``FLOWML_DEPLOY_ADVERTISE_HOST``, else the bind host (this machine's
+    hostname when binding every interface)."""
+    if advertised := os.environ.get("FLOWML_DEPLOY_ADVERTISE_HOST"):
+        return advertised
+    bind = front_host()
+    return socket.gethostname() if bind in ("0.0.0.0", "::") else bind
 
 
 def deployments_dir() -> Path:
@@ -155,19 +171,23 @@ class LocalTarget:
     def _ensure_front(self, path: Path, state: dict[str, Any] | None, port: int | None) -> dict[str, Any]:
         """The running front (proxy) for the wanted port, starting one if needed."""
         front = (state or {}).get("front") or {}
-        if _alive(front.get("pid"), "_proxy") and port in (None, front.get("port")):
+        same_bind = front.get("host", HOST) == front_host()
+        if _alive(front.get("pid"), "_proxy") and port in (None, front.get("port")) and same_bind:
             return dict(front)
         want = port or free_port()
         log = path / "front.log"
-        cmd = [sys.executable, "-m", "flowml.deploy.targets._proxy", "--port", str(want),
+        bind = front_host()
+        cmd = [sys.executable, "-m", "flowml.deploy.targets._proxy", "--host", bind, "--port", str(want),
                "--upstream-file", str(path / "upstream")]  # fmt: skip
         proc = self._spawn(cmd, log)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"endpoint proxy on port {want} exited: {log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, want), timeout=0.5):
-                return {"pid": proc.pid, "port": want, "url": f"http://{HOST}:{want}"}
+            probe = HOST if bind in ("0.0.0.0", "::") else bind
+            with contextlib.suppress(OSError), socket.create_connection((probe, want), timeout=0.5):
+                url = f"http://{advertised_host()}:{want}"
+                return {"pid": proc.pid, "port": want, "url": url, "host": bind}
             time.sleep(0.05)
         stop_process_group(proc.pid)
         raise TimeoutError(f"endpoint proxy on port {want} did not start")
