@@ -4,12 +4,18 @@ Same model, same sitting.
 
 Measures, for a 1-row xgboost request to /invocations (``dataframe_split`` JSON):
 - latency p50/p99 with 1 connection and throughput with 1 and 16 connections (``wrk`` + post_json.lua),
-  median over ``--runs`` runs of ``--duration`` seconds each;
-- cold start: process start → first ``GET /ping`` 200, median over ``--runs`` starts;
+  ``--duration`` seconds each;
+- cold start: process start → first ``GET /ping`` 200;
 - the floor: bare ``predict()`` in-process (numpy and pandas) and a bare FastAPI endpoint under wrk.
 
-Variants: flowml with 1 and 2 BentoML workers, and the typed ``/predict`` with BentoML adaptive
-batching. Usage: ``.venv/bin/python benchmarks/serving/bench.py [--runs 3] [--duration 5]``.
+Variants: flowml ``/invocations`` micro-batched (the default) and unbatched
+(``FLOWML_SERVING_INVOCATIONS_BATCHING=off``), with 2 BentoML workers, and the typed ``/predict`` with
+and without BentoML adaptive batching. The servers are interleaved: each round starts every server
+once (one wrk run per connection count; the order is reversed every other round), and the figures are
+medians over ``--runs`` rounds; cold start is the median of the rounds' starts. The CPU time of each
+server's process tree per request (at 16 connections) is less sensitive to a shared machine's load than
+req/s. Usage:
+``.venv/bin/python benchmarks/serving/bench.py [--runs 3] [--duration 5] [--only mlflow,flowml]``.
 Prints a markdown table and writes ``benchmarks/serving/results.json``.
 """
 
@@ -67,8 +73,8 @@ def make_model(workdir: Path, trees: int) -> tuple[Path, Any]:
 
 
 @contextlib.contextmanager
-def started(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[float]:
-    """Start a server in its own process group; yield seconds to first /ping 200; stop the group."""
+def started(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[tuple[float, int]]:
+    """Start a server in its own process group; yield (seconds to first /ping 200, pid); stop it."""
     t0 = time.perf_counter()
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
@@ -84,7 +90,7 @@ def started(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterat
                 time.sleep(0.02)
             if ready is None:
                 raise TimeoutError(f"{cmd} not ready: {log.read_text()[-3000:]}")
-            yield ready
+            yield ready, proc.pid
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -122,7 +128,32 @@ def wrk(url: str, body: Path, conns: int, duration: int) -> dict[str, float]:
     return {"p50_ms": p50, "p99_ms": p99, "rps": rps, "non2xx": float(errors.group(1)) if errors else 0.0}
 
 
-def load_series(url: str, body: Path, runs: int, duration: int) -> dict[str, Any]:
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of process ``root`` and all its descendants (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        procs[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in procs.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(procs[pid][1] for pid in tree if pid in procs)
+
+
+def load_series(url: str, body: Path, duration: int, pid: int) -> dict[str, Any]:
+    """One warmed-up wrk run with 1 connection and one with 16 (with the server's CPU ms per request)."""
     headers = {"Content-Type": "application/json"}
     httpx.post(url, content=body.read_bytes(), headers=headers).raise_for_status()
     subprocess.run(  # warm-up
@@ -131,13 +162,25 @@ def load_series(url: str, body: Path, runs: int, duration: int) -> dict[str, Any
         capture_output=True,
         check=True,
     )
-    result: dict[str, Any] = {}
+    result = {}
     for conns in (1, 16):
-        samples = [wrk(url, body, conns, duration) for _ in range(runs)]
-        result[f"c{conns}"] = {
-            key: statistics.median(s[key] for s in samples) for key in ("p50_ms", "p99_ms", "rps", "non2xx")
-        }
-        result[f"c{conns}_samples"] = samples
+        cpu = tree_cpu_seconds(pid)
+        result[f"c{conns}"] = run = wrk(url, body, conns, duration)
+        run["cpu_ms_per_req"] = (tree_cpu_seconds(pid) - cpu) * 1000 / max(1.0, run["rps"] * duration)
+    return result
+
+
+def summarize(samples: dict[str, list[Any]]) -> dict[str, Any]:
+    """Medians over the rounds; cold start is the median of process start → first /ping 200."""
+    result: dict[str, Any] = {}
+    for conns in ("c1", "c16"):
+        runs = samples[conns]
+        keys = ("p50_ms", "p99_ms", "rps", "non2xx", "cpu_ms_per_req")
+        result[conns] = {k: statistics.median(s[k] for s in runs) for k in keys}
+        result[f"{conns}_samples"] = runs
+    result["cold_start_s"] = statistics.median(samples["ready"])
+    result["cold_start_samples"] = samples["ready"]
+    result["load_avg_1min"] = samples.get("load_avg", [])
     return result
 
 
@@ -183,6 +226,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--out", default=str(HERE / "results.json"))
+    parser.add_argument("--only", default="", help="comma-separated servers to run (default: all)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="flowml-serving-bench-"))
@@ -218,72 +262,73 @@ def main() -> None:
         return [str(BIN / "uvicorn"), "bare_app:app", "--app-dir", str(work), "--port", str(port),
                 "--log-level", "warning", "--no-access-log"]  # fmt: skip
 
+    unbatched = {"FLOWML_SERVING_INVOCATIONS_BATCHING": "off"}
     servers: dict[str, Any] = {
-        "bare_fastapi": (bare_cmd, "/invocations", body),
-        "mlflow": (mlflow_cmd, "/invocations", body),
-        "flowml": (flowml_cmd, "/invocations", body),
-        "flowml_2workers": (lambda p: flowml_cmd(p, "--workers", "2"), "/invocations", body),
-        "flowml_predict": (flowml_cmd, "/predict", predict_body),
-        "flowml_predict_batching": (lambda p: flowml_cmd(p, "--batching"), "/predict", predict_body),
+        "bare_fastapi": (bare_cmd, "/invocations", body, {}),
+        "mlflow": (mlflow_cmd, "/invocations", body, {}),
+        "flowml": (flowml_cmd, "/invocations", body, {}),
+        "flowml_unbatched": (flowml_cmd, "/invocations", body, unbatched),
+        "flowml_2workers": (lambda p: flowml_cmd(p, "--workers", "2"), "/invocations", body, {}),
+        "flowml_predict": (flowml_cmd, "/predict", predict_body, {}),
+        "flowml_predict_batching": (lambda p: flowml_cmd(p, "--batching"), "/predict", predict_body, {}),
     }
-    for name, (cmd, path, payload) in servers.items():
-        print(f"-- {name}", file=sys.stderr)
-        port = free_port()
-        with started(cmd(port), port, env, work / f"{name}.log") as ready:
-            entry = load_series(f"http://127.0.0.1:{port}{path}", payload, args.runs, args.duration)
-            entry["first_ready_s"] = ready
-        results[name] = entry
-        Path(args.out).write_text(json.dumps(results, indent=2))  # partial results survive a failure
-    for name, cmd in (("mlflow", mlflow_cmd), ("flowml", flowml_cmd)):
-        starts = []
-        for _ in range(args.runs):
+    names = [n for n in servers if not args.only or n in args.only.split(",")]
+    samples: dict[str, dict[str, list[Any]]] = {n: {"c1": [], "c16": [], "ready": []} for n in names}
+    for round_no in range(args.runs):  # interleaved: every server once per round, order reversed every
+        for name in names if round_no % 2 == 0 else names[::-1]:  # other round
+            cmd, path, payload, extra_env = servers[name]
+            print(f"-- round {round_no + 1}/{args.runs}: {name}", file=sys.stderr)
             port = free_port()
-            with started(cmd(port), port, env, work / f"{name}-cold.log") as ready:
-                starts.append(ready)
-        results[name]["cold_start_s"] = statistics.median(starts)
-        results[name]["cold_start_samples"] = starts
+            with started(cmd(port), port, {**env, **extra_env}, work / f"{name}.log") as (ready, pid):
+                series = load_series(f"http://127.0.0.1:{port}{path}", payload, args.duration, pid)
+            samples[name]["ready"].append(ready)
+            for conns in ("c1", "c16"):
+                samples[name][conns].append(series[conns])
+            samples[name].setdefault("load_avg", []).append(os.getloadavg()[0])
+        for name in names:
+            results[name] = summarize(samples[name])
+        Path(args.out).write_text(json.dumps(results, indent=2))  # partial results survive a failure
     results["machine"]["load_avg_end"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(table(results))
 
 
 def table(r: dict[str, Any]) -> str:
-    floor_pandas = r["floor_predict"]["pandas_ms"] + r["bare_fastapi"]["c1"]["p50_ms"]
-    floor_numpy = r["floor_predict"]["numpy_ms"] + r["bare_fastapi"]["c1"]["p50_ms"]
-    lines = [
-        f"floor: predict() numpy {r['floor_predict']['numpy_ms']:.2f} ms, pandas "
-        f"{r['floor_predict']['pandas_ms']:.2f} ms; "
-        f"bare FastAPI p50 {r['bare_fastapi']['c1']['p50_ms']:.2f} ms "
-        f"→ floor {floor_numpy:.2f} (numpy) / {floor_pandas:.2f} ms (pandas)",
-        "",
-        "| server | p50 c1 (ms) | p99 c1 (ms) | req/s c1 | req/s c16 | p50 c16 (ms) | cold start (s) |",
-        "|---|---|---|---|---|---|---|",
+    lines = []
+    if "bare_fastapi" in r:
+        bare = r["bare_fastapi"]["c1"]["p50_ms"]
+        numpy_ms, pandas_ms = r["floor_predict"]["numpy_ms"], r["floor_predict"]["pandas_ms"]
+        lines += [
+            f"floor: predict() numpy {numpy_ms:.2f} ms, pandas {pandas_ms:.2f} ms; bare FastAPI p50 "
+            f"{bare:.2f} ms → floor {numpy_ms + bare:.2f} (numpy) / {pandas_ms + bare:.2f} ms (pandas)",
+            "",
+        ]
+    lines += [
+        "| server | p50 c1 (ms) | p99 c1 (ms) | req/s c1 | req/s c16 | p50 c16 (ms) | CPU ms/req c16 "
+        "| cold start (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    names = (
-        "bare_fastapi",
-        "mlflow",
-        "flowml",
-        "flowml_2workers",
-        "flowml_predict",
-        "flowml_predict_batching",
-    )
-    for name in names:
-        e = r[name]
-        cold = f"{e['cold_start_s']:.2f}" if "cold_start_s" in e else f"({e['first_ready_s']:.2f})"
+    for name, e in r.items():
+        if not isinstance(e, dict) or "c16" not in e:
+            continue
         lines.append(
             f"| {name} | {e['c1']['p50_ms']:.2f} | {e['c1']['p99_ms']:.2f} | {e['c1']['rps']:.0f} | "
-            f"{e['c16']['rps']:.0f} | {e['c16']['p50_ms']:.2f} | {cold} |"
+            f"{e['c16']['rps']:.0f} | {e['c16']['p50_ms']:.2f} | {e['c16']['cpu_ms_per_req']:.2f} | "
+            f"{e['cold_start_s']:.2f} |"
         )
-    best = max(r[n]["c16"]["rps"] for n in ("flowml", "flowml_2workers"))
-    lines += [
-        "",
-        f"p50 c1 flowml - floor(pandas): {r['flowml']['c1']['p50_ms'] - floor_pandas:+.2f} ms "
-        "(target <= +2 ms)",
-        f"c16 throughput flowml / mlflow: {r['flowml']['c16']['rps'] / r['mlflow']['c16']['rps']:.2f}x "
-        f"(best flowml variant {best / r['mlflow']['c16']['rps']:.2f}x; target >= 3x)",
-        f"cold start flowml {r['flowml']['cold_start_s']:.2f} s "
-        f"vs mlflow {r['mlflow']['cold_start_s']:.2f} s (target <= 6 s)",
-    ]
+    if "mlflow" in r and "flowml" in r:
+        mlflow, flowml = r["mlflow"], r["flowml"]
+        lines += [
+            "",
+            f"c16 throughput flowml /invocations / mlflow: "
+            f"{flowml['c16']['rps'] / mlflow['c16']['rps']:.2f}x (target >= 3x)",
+            f"cold start flowml {flowml['cold_start_s']:.2f} s vs mlflow {mlflow['cold_start_s']:.2f} s "
+            "(target <= 6 s)",
+        ]
+        if "bare_fastapi" in r:
+            floor = r["floor_predict"]["pandas_ms"] + r["bare_fastapi"]["c1"]["p50_ms"]
+            over = flowml["c1"]["p50_ms"] - floor
+            lines.append(f"p50 c1 flowml - floor(pandas): {over:+.2f} ms (target <= +2 ms)")
     return "\n".join(lines)
 
 

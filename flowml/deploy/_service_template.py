@@ -10,7 +10,9 @@ service then loads the resolved model directory in place (no BentoML model store
 Endpoints:
 
 - ``POST /invocations`` — MLflow's scoring protocol (``dataframe_split``, ``dataframe_records``,
-  ``instances``, ``inputs``, optional ``params``; JSON or CSV) via :mod:`flowml.serving`;
+  ``instances``, ``inputs``, optional ``params``; JSON or CSV) via :mod:`flowml.serving`; concurrent
+  requests are micro-batched (:mod:`flowml.serving.batching`, ``FLOWML_SERVING_*`` settings; batch sizes
+  in ``/metrics`` as ``flowml_invocations_batch_requests``);
 - ``POST /predict`` — typed from the model's signature: ``{"records": [{col: value, ...}, ...]}``
   validated by a pydantic model built from the column specs (without a signature, any JSON records/rows);
 - ``GET /ping``, ``GET /health`` (MLflow's: 200 once the model is loaded), ``GET /version``;
@@ -23,6 +25,7 @@ input example, so a worker that cannot score its own example never becomes ready
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -39,8 +42,8 @@ from starlette.routing import Route
 
 CONFIG_FILE = "flowml_service.json"
 MODEL_SUBDIR = "mlmodel"
-#: /invocations bodies up to this size are scored on the event loop (no thread hand-off: small
-#: requests are faster); larger ones in a worker thread so /ping stays responsive.
+#: /invocations bodies up to this size are parsed on the event loop (no thread hand-off: small requests
+#: are faster) and micro-batched; larger ones are scored alone in a worker thread so /ping stays responsive.
 INLINE_MAX_BYTES = 16 * 1024
 
 _log = logging.getLogger("flowml.serving")
@@ -140,6 +143,35 @@ app = Starlette(
 )
 
 
+@functools.cache
+def _batch_histogram() -> Any:
+    # created on first use, in the worker, after BentoML has set up prometheus' multiprocess mode
+    import prometheus_client
+
+    return prometheus_client.Histogram(
+        "flowml_invocations_batch_requests",
+        "Requests per model predict() on /invocations (1 = not batched)",
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+    )
+
+
+def _observe_batch(requests: int, rows: int) -> None:
+    _batch_histogram().observe(requests)
+
+
+def _tracing_config() -> dict[str, Any]:
+    """BentoML's tracing config: /invocations is left out unless FLOWML_SERVING_TRACE_INVOCATIONS=true.
+
+    BentoML samples no traces unless tracing is configured (``sample_rate`` 0), yet its OpenTelemetry
+    middleware still builds a (non-recording) span per request, about a third of a batched request's CPU.
+    """
+    from flowml.serving.batching import ServingSettings
+
+    if ServingSettings().trace_invocations:
+        return {}
+    return {"tracing": {"excluded_urls": ["/invocations"]}}
+
+
 def _service() -> FlowmlModelService:
     service: FlowmlModelService = bentoml.get_current_service()
     return service
@@ -151,6 +183,7 @@ def _service() -> FlowmlModelService:
     workers=int(CONFIG.get("workers", 1)),
     traffic={"timeout": int(CONFIG.get("timeout", 60))},
     logging={"access": {"enabled": bool(CONFIG.get("access_log", False))}},
+    **_tracing_config(),
 )
 class FlowmlModelService:
     """One pyfunc model behind MLflow's /invocations and a typed /predict."""
@@ -160,6 +193,7 @@ class FlowmlModelService:
 
     def __init__(self) -> None:
         from flowml.pyfunc import load_model
+        from flowml.serving.batching import InvocationBatcher, ServingSettings
 
         started = time.perf_counter()
         if CONFIG.get("model_path"):  # `flowml models serve`: the resolved model directory, in place
@@ -168,14 +202,15 @@ class FlowmlModelService:
             path = os.path.join(self.bento_model.path, MODEL_SUBDIR)
         self.model = load_model(path)
         self.model.smoke_test()
+        self.batcher = InvocationBatcher.from_settings(self.model, ServingSettings(), _observe_batch)
         _log.info("flowml model %s loaded and smoke-tested in %.2fs", path, time.perf_counter() - started)
 
     async def score(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
         """An MLflow /invocations request → (status, JSON body)."""
         from flowml.serving import invoke
 
-        if len(body) <= INLINE_MAX_BYTES:
-            return invoke(self.model, body, content_type)
+        if len(body) <= INLINE_MAX_BYTES:  # parsed on the event loop; predicted in micro-batches
+            return await self.batcher.score(body, content_type)
         return await anyio.to_thread.run_sync(invoke, self.model, body, content_type)
 
     @bentoml.api(  # type: ignore[untyped-decorator]

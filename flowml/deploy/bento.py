@@ -58,7 +58,7 @@ LABEL_RUN_ID = "flowml.run_id"
 LABEL_SHA256 = "flowml.sha256"
 
 #: what the generated service itself imports, beyond the model's own requirements
-SERVICE_REQUIREMENTS = ("numpy", "pandas", "pyyaml", "orjson", "cloudpickle", "pydantic")
+SERVICE_REQUIREMENTS = ("numpy", "pandas", "pyyaml", "orjson", "cloudpickle", "pydantic", "pydantic-settings")
 _TAG_NAME = re.compile(r"[^a-z0-9_.-]+")
 
 

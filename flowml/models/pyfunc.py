@@ -150,9 +150,19 @@ class PyFuncModel:
         return str(self._meta.flavors[FLAVOR_NAME]["loader_module"])
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        return self.predict_prepared(self.prepare_input(data), params)
+
+    def prepare_input(self, data: Any) -> Any:
+        """``data`` checked and converted against the input signature, as :meth:`predict` does first."""
         signature = self._meta.signature
         if signature is not None and signature.inputs is not None:
-            data = enforce_schema(data, signature.inputs)
+            return enforce_schema(data, signature.inputs)
+        return data
+
+    def predict_prepared(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """:meth:`predict` without the input check, for input that went through :meth:`prepare_input`
+        (or already conforms to the signature); ``params`` are still checked."""
+        signature = self._meta.signature
         params = enforce_params(params, signature.params if signature is not None else None)
         return self._impl.predict(data, params=params)
 

@@ -37,6 +37,7 @@ __all__ = [
     "parse_csv_input",
     "parse_json_input",
     "parse_request",
+    "prepare_input",
     "serialize_predictions",
     "to_jsonable",
 ]
@@ -282,29 +283,88 @@ def _conforms(data: Any, schema: Any) -> bool:
     return True
 
 
+def _conforming(model: Any, data: Any) -> bool:
+    """True when ``model`` has an input signature and ``data`` already conforms to it exactly."""
+    signature = getattr(getattr(model, "metadata", None), "signature", None)
+    return signature is not None and signature.inputs is not None and _conforms(data, signature.inputs)
+
+
+def prepare_input(model: Any, data: Any) -> Any:
+    """``data`` checked and converted against ``model``'s signature (unchanged when it conforms already).
+
+    Raises the model's schema error (400 ``INVALID_PARAMETER_VALUE``) for input it would refuse; the
+    result can be given to ``model.predict_prepared``.
+    """
+    if _conforming(model, data):
+        return data
+    return model.prepare_input(data)
+
+
 def model_predict(model: Any, data: Any, params: dict[str, Any] | None = None) -> Any:
     """``model.predict(data, params)``; skips the signature check when it would change nothing.
 
-    The fast path applies to a :class:`~flowml.models.pyfunc.PyFuncModel` whose signature has no params
-    schema, called without params, on a frame that already conforms exactly (:func:`_conforms`).
+    The fast path applies to a :class:`~flowml.models.pyfunc.PyFuncModel` with an input signature, on a
+    frame that already conforms exactly (:func:`_conforms`); params are checked either way.
     """
-    impl = getattr(model, "_impl", None)
-    signature = getattr(getattr(model, "metadata", None), "signature", None)
-    if (
-        impl is not None
-        and params is None
-        and signature is not None
-        and signature.inputs is not None
-        and signature.params is None
-        and _conforms(data, signature.inputs)
-    ):
-        return impl.predict(data, params=None)
+    if hasattr(model, "predict_prepared") and _conforming(model, data):
+        return model.predict_prepared(data, params)
     return model.predict(data, params=params)
 
 
 def _input_schema(model: Any) -> Any:
     signature = getattr(getattr(model, "metadata", None), "signature", None)
     return signature.inputs if signature is not None else None
+
+
+def double_columns(schema: Any) -> tuple[str, ...] | None:
+    """The column names of a signature made only of required ``double`` columns, else None."""
+    from flowml.models.signature import ColSpec
+
+    if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+        return None
+    specs = schema.inputs
+    if not specs or not all(isinstance(s, ColSpec) and s.type == "double" and s.required for s in specs):
+        return None
+    return tuple(str(s.name) for s in specs)
+
+
+def parse_double_rows(body: bytes, columns: tuple[str, ...]) -> Any:
+    """The fast path of :func:`parse_json_input` for a model of ``double`` ``columns``, or None.
+
+    A body that is exactly ``{"dataframe_split": {"columns": columns, "data": rows}}`` or
+    ``{"dataframe_records": [{column: value, ...}, ...]}`` (keys in ``columns`` order), every value a JSON
+    float, becomes a float64 array of shape (rows, columns): ``pd.DataFrame(array, columns=columns)`` is
+    then exactly the frame :func:`parse_json_input` would build, and it conforms to the signature. Any
+    other body (params, an index, ints, nulls, other keys...) → None: use the general path.
+    """
+    import numpy as np
+
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or len(data) != 1:
+        return None
+    key, value = next(iter(data.items()))
+    if key == "dataframe_split":
+        if type(value) is not dict or value.keys() != {"columns", "data"}:
+            return None
+        if value["columns"] != list(columns):
+            return None
+        rows = value["data"]
+    elif key == "dataframe_records":
+        if type(value) is not list or not all(type(r) is dict and tuple(r) == columns for r in value):
+            return None
+        rows = [list(r.values()) for r in value]
+    else:
+        return None
+    if type(rows) is not list or not rows:
+        return None
+    width = len(columns)
+    for row in rows:
+        if type(row) is not list or len(row) != width or not all(type(v) is float for v in row):
+            return None
+    return np.array(rows, dtype=np.float64)
 
 
 def invoke(

@@ -263,3 +263,45 @@ def test_bento_from_alias_carries_registry_labels(stack: Stack, serving_env: Ser
     assert (model_dir / "mlmodel" / "MLmodel").is_file()
     requirements = (bento_dir / "env" / "python" / "requirements.txt").read_text()
     assert "scikit-learn" in requirements
+
+
+def test_bento_batches_concurrent_invocations(stack: Stack, serving_env: ServingEnv) -> None:
+    """The built Bento micro-batches /invocations: concurrent answers equal unbatched local scoring."""
+    import concurrent.futures
+    import re
+
+    from flowml.pyfunc import load_model
+    from flowml.serving import invoke
+
+    x_iris = serving_env.iris[0]
+    requests = []
+    for i in range(120):
+        part = x_iris.iloc[[i % 150, (i * 7 + 3) % 150][: 1 + i % 2]].reset_index(drop=True)
+        if i % 3 == 0:
+            requests.append((part.to_csv(index=False).encode(), "text/csv"))
+        elif i % 3 == 1:
+            records = part.to_dict(orient="records")
+            requests.append((json.dumps({"dataframe_records": records}).encode(), "application/json"))
+        else:
+            split = json.loads(part.to_json(orient="split", index=False))
+            requests.append((json.dumps({"dataframe_split": split}).encode(), "application/json"))
+
+    def queued() -> float:
+        text = httpx.get(stack.sklearn.url + "/metrics", timeout=10).text
+        match = re.search(r"^flowml_invocations_batch_requests_sum (\S+)$", text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    before = queued()
+    with httpx.Client(timeout=60) as client, concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(
+                lambda r: client.post(
+                    stack.sklearn.url + "/invocations", content=r[0], headers={"Content-Type": r[1]}
+                ),
+                requests,
+            )
+        )
+    model = load_model(serving_env.sk_uri)
+    for (body, content_type), resp in zip(requests, answers, strict=True):
+        assert (resp.status_code, resp.content) == invoke(model, body, content_type)
+    assert queued() - before == len(requests)  # each went through the batcher
