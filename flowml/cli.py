@@ -37,6 +37,26 @@ def main(verbose: bool) -> None:
     is_flag=True,
     help="Require credentials and permissions (admin from FLOWML_SERVER_AUTH_ADMIN_USERNAME/_PASSWORD).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text or JSON objects with a request_id (default: FLOWML_SERVER_LOG_FORMAT or text).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default=None,
+    help="Server log level (default: FLOWML_SERVER_LOG_LEVEL or info; access lines are info).",
+)
+@click.option("--no-access-log", is_flag=True, help="Do not log a line per request.")
+@click.option("--metrics-public", is_flag=True, help="With --auth: anyone may scrape /metrics (else admins).")
+@click.option(
+    "--timeout-graceful-shutdown",
+    type=int,
+    default=None,
+    help="Seconds SIGTERM lets in-flight requests finish (default: 25).",
+)
 def server(
     auth: bool,
     backend_store_uri: str | None,
@@ -46,12 +66,14 @@ def server(
     port: int,
     workers: int,
     allowed_hosts: str | None,
+    log_format: str | None,
+    log_level: str | None,
+    no_access_log: bool,
+    metrics_public: bool,
+    timeout_graceful_shutdown: int | None,
 ) -> None:
-    """Run the MLflow-compatible tracking server."""
-    import os
-
-    import uvicorn
-
+    """Run the MLflow-compatible tracking server (Prometheus metrics at /metrics)."""
+    from flowml.server import launch
     from flowml.server.settings import ServerSettings
 
     overrides: dict[str, object] = {
@@ -68,18 +90,19 @@ def server(
     if allowed_hosts:
         hosts = [h.strip() for h in allowed_hosts.split(",") if h.strip()]
     overrides["allowed_hosts"] = hosts
+    optional: dict[str, object] = {
+        "log_format": log_format,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": timeout_graceful_shutdown,
+        "access_log": False if no_access_log else None,
+        "metrics_public": True if metrics_public else None,
+    }
+    overrides.update({k: v for k, v in optional.items() if v is not None})
     settings = ServerSettings(**overrides)  # type: ignore[arg-type]
-    # Workers are separate processes: hand them the settings through the environment.
-    os.environ["FLOWML_SERVER_SETTINGS_JSON"] = settings.model_dump_json()
-    uvicorn.run(
-        "flowml.server.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    problem = launch.preflight(settings)
+    if problem:
+        raise click.ClickException(problem)
+    launch.run(settings, workers)
 
 
 @main.group()
@@ -95,10 +118,20 @@ def _artifact_root() -> str:
 
 @db.command("upgrade")
 @click.argument("uri")
-def db_upgrade(uri: str) -> None:
+@click.option(
+    "--backup-to",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Back the database up into this new directory first (default for SQLite: a file beside it).",
+)
+@click.option("--no-backup", is_flag=True, help="Do not back up an existing database before migrating it.")
+def db_upgrade(uri: str, backup_to: str | None, no_backup: bool) -> None:
     """Migrate the database at URI to the newest schema (creating it if empty)."""
+    from flowml.ops.backup import backup_before_upgrade
     from flowml.store.migrate import upgrade
 
+    if not no_backup and (saved := backup_before_upgrade(uri, backup_to)):
+        click.echo(f"backed up the database to {saved}")
     click.echo(f"database at revision {upgrade(uri, _artifact_root())}")
 
 
@@ -125,6 +158,7 @@ def _register_subcommands() -> None:
     """Command groups that live in their own modules (imported only to register them)."""
     from flowml.cli_deploy import deploy
     from flowml.cli_models import models
+    from flowml.cli_ops import db_backup, db_restore, gc
     from flowml.cli_projects import project, run
     from flowml.cli_ui import ui
 
@@ -133,6 +167,9 @@ def _register_subcommands() -> None:
     main.add_command(models)
     main.add_command(ui)
     main.add_command(deploy)
+    main.add_command(gc)
+    db.add_command(db_backup)
+    db.add_command(db_restore)
 
 
 _register_subcommands()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -33,13 +34,19 @@ def deploy() -> None:
 @click.option("--model", default="*", show_default=True, help="Registered model name (or * for all).")
 @click.option("--target", default="local", show_default=True)
 @click.option("--port", type=int, default=None, help="Endpoint port (default: a free one per model).")
+@click.option("--work-pool", default=None, help="Run the deployment flow on this work pool's workers "
+              "(default: a `flowml deploy worker` serves it).")  # fmt: skip
 def setup(
-    stages: tuple[str, ...], aliases: tuple[str, ...], model: str, target: str, port: int | None
-) -> None:
+    stages: tuple[str, ...], aliases: tuple[str, ...], model: str, target: str, port: int | None,
+    work_pool: str | None,
+) -> None:  # fmt: skip
     """Register the deployment flow and its automations on the Prefect server (PREFECT_API_URL)."""
     from flowml.deploy.setup import setup as do_setup
 
-    click.echo(json.dumps(do_setup(stages=stages, aliases=aliases, model=model, target=target, port=port)))
+    result = do_setup(
+        stages=stages, aliases=aliases, model=model, target=target, port=port, work_pool=work_pool
+    )
+    click.echo(json.dumps(result))
 
 
 @deploy.command()
@@ -55,11 +62,25 @@ def worker(target: str) -> None:
 @click.option("--poll-interval", type=float, default=0.5, show_default=True)
 @click.option("--stage", "stages", multiple=True, default=("Production",), show_default=True)
 @click.option("--alias", "aliases", multiple=True, default=("champion",), show_default=True)
-def dispatch(poll_interval: float, stages: tuple[str, ...], aliases: tuple[str, ...]) -> None:
+@click.option("--heartbeat-file", type=click.Path(dir_okay=False), default=None,
+              help="Touch this file after every polling pass (a liveness probe checks its age).")  # fmt: skip
+def dispatch(
+    poll_interval: float, stages: tuple[str, ...], aliases: tuple[str, ...], heartbeat_file: str | None
+) -> None:
     """Deliver registry events: as Prefect events (PREFECT_API_URL set) or to the embedded deployer."""
     from flowml.deploy.setup import dispatcher
 
     d = dispatcher(poll_interval_s=poll_interval, stages=stages, aliases=aliases)
+    if heartbeat_file:
+        beat, run_once = Path(heartbeat_file), d.run_once
+
+        def run_once_and_beat() -> int:
+            try:
+                return run_once()
+            finally:  # a failed pass (server down) still proves the loop is alive, not hung
+                beat.touch()
+
+        d.run_once = run_once_and_beat  # type: ignore[method-assign]
 
     def stop(signum: int, frame: FrameType | None) -> None:
         d.stop(timeout=0)
@@ -150,6 +171,48 @@ def stop(name: str) -> None:
         if rec.target == "local":
             store.update(rec.id, status="STOPPED")
     click.echo(f"{name}: {'stopped' if stopped else 'was not running'}")
+
+
+@deploy.command()
+@click.argument("name", required=False)
+@click.option("--bento", "bento_tag", default=None, help="Bento tag (default: what NAME serves now).")
+@click.option("--image", default=None, help="Container image (default: the Bento tag, as built).")
+@click.option("--namespace", default=None)
+@click.option("--replicas", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None)
+def manifest(
+    name: str | None, bento_tag: str | None, image: str | None, namespace: str | None, replicas: int,
+    output: str | None,
+) -> None:  # fmt: skip
+    """Print a Kubernetes Deployment + Service for a Bento's container image (port 3000, /readyz /livez).
+
+    NAME: a deployed model (its serving Bento); or give --bento TAG."""
+    from flowml.deploy.k8s import BentoRef, bento_ref, render_manifest
+
+    if bool(name) == bool(bento_tag):
+        raise click.UsageError("give either NAME or --bento TAG")
+    labels: dict[str, str] = {}
+    if name:
+        from flowml.deploy.records import records
+
+        serving = records().list(name=name, status="SERVING", max_results=1)
+        if not serving or not serving[0].bento_tag:
+            raise click.ClickException(f"{name} has no serving deployment with a Bento; give --bento TAG")
+        bento_tag = serving[0].bento_tag
+        labels = {"flowml.registered_model": name, "flowml.model_version": str(serving[0].version)}
+    assert bento_tag is not None
+    try:
+        ref = bento_ref(bento_tag)
+    except LookupError:  # built elsewhere (e.g. on the worker): render from the exact tag
+        try:
+            ref = BentoRef(bento_tag, labels)
+        except ValueError as exc:
+            raise click.ClickException(f"{exc} (the Bento is not in the local store)") from exc
+    text = render_manifest(ref, image=image, name=name, namespace=namespace, replicas=replicas)
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Wire registry events to the deployment flow on a Prefect server (``flowml deploy setup``).
 
 * :func:`setup` registers ``deploy_model_version`` as the Prefect deployment ``flowml-deploy`` (module-path
-  entrypoint, so any process with flowml installed can run it) and one Automation per watched stage / alias:
+  entrypoint, so any process with flowml installed can run it) — served by ``flowml deploy worker``, or,
+  with ``work_pool``, run by that pool's workers (a ``process`` pool's ``prefect worker start``, next to
+  project deployments; flow-run processes get the worker's environment) — and one Automation per watched
+  stage / alias:
   an ``EventTrigger`` on ``flowml.model-version.stage-changed`` with label ``flowml.to_stage`` (or on
   ``flowml.alias.moved`` with ``flowml.alias``) whose ``RunDeployment`` action passes the event's model
   name, version and flowml event id. Automation templates render as strings: the flow takes them as ``str``.
@@ -56,15 +59,18 @@ def setup(
     model: str = "*",
     target: str = "local",
     port: int | None = None,
+    work_pool: str | None = None,
 ) -> dict[str, Any]:
-    """Register the deployment and the automations (idempotent: re-running replaces them)."""
+    """Register the deployment and the automations (idempotent: re-running replaces them). With
+    ``work_pool`` the deployment is registered for that (existing) work pool instead of ``flowml deploy
+    worker``."""
     if not os.environ.get("PREFECT_API_URL"):
         raise RuntimeError("PREFECT_API_URL is not set: `flowml deploy setup` needs a Prefect server")
     from prefect.automations import Automation
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import EventTrigger, Posture
 
-    deployment_id = _runner_deployment(target).apply()
+    deployment_id = _runner_deployment(target).apply(work_pool_name=work_pool)
     resource = "flowml.model-version.*" if model == "*" else f"flowml.model-version.{model}.*"
     params: dict[str, Any] = {
         "name": "{{ event.resource['flowml.model.name'] }}",
@@ -113,6 +119,8 @@ def dispatcher(client: Any = None, *, poll_interval_s: float = 0.5, **embedded: 
 
         client = FlowmlClient()
     if os.environ.get("PREFECT_API_URL"):
+        import prefect.events  # noqa: F401 - now (seconds), not when the first event is waiting to be delivered
+
         return Dispatcher(client.backend, [PrefectEventTarget()], poll_interval_s=poll_interval_s)
     from flowml.deploy.embedded import EmbeddedDeployer
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -34,11 +35,13 @@ from flowml.store.registry_tables import (
 )
 
 __all__ = [
+    "OutboxStats",
     "add_event",
     "add_history",
     "list_attempts",
     "list_events",
     "list_history",
+    "outbox_stats",
     "pending_events",
     "record_attempt",
 ]
@@ -270,3 +273,36 @@ def list_attempts(session: Session, event_id: int) -> list[EventAttempt]:
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """The outbox at a glance (what ``/metrics`` reports)."""
+
+    pending: int  #: undelivered events
+    failing: int  #: undelivered events whose last delivery attempt failed
+    oldest_pending_time: int | None  #: ``created_time`` (ms) of the oldest undelivered event
+    attempts_succeeded: int  #: delivery attempts recorded as successful, all time
+    attempts_failed: int  #: delivery attempts recorded as failed, all time
+
+
+def outbox_stats(session: Session) -> OutboxStats:
+    """Two aggregate queries: undelivered events (uses the ``delivered_time`` index) and attempts."""
+    pending, failing, oldest = session.execute(
+        select(func.count(), func.count(_EVENTS.c.last_error), func.min(_EVENTS.c.created_time)).where(
+            _EVENTS.c.delivered_time.is_(None)
+        )
+    ).one()
+    by_outcome = {
+        bool(success): int(n)
+        for success, n in session.execute(
+            select(_ATTEMPTS.c.success, func.count()).group_by(_ATTEMPTS.c.success)
+        )
+    }
+    return OutboxStats(
+        pending=int(pending),
+        failing=int(failing),
+        oldest_pending_time=None if oldest is None else int(oldest),
+        attempts_succeeded=by_outcome.get(True, 0),
+        attempts_failed=by_outcome.get(False, 0),
+    )

@@ -99,6 +99,7 @@ __all__ = [
     "list_event_attempts",
     "list_registry_events",
     "model_id_of",
+    "outbox_stats",
     "pending_registry_events",
     "record_event_attempt",
     "record_refusal",
@@ -354,3 +355,8 @@ def record_event_attempt(
 
 def list_event_attempts(session: Session, event_id: int) -> list[EventAttempt]:
     return events.list_attempts(session, event_id)
+
+
+def outbox_stats(session: Session) -> events.OutboxStats:
+    """Undelivered and failing outbox events and delivery attempts by outcome (for ``/metrics``)."""
+    return events.outbox_stats(session)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,27 +13,9 @@ from flowml.client import FlowmlClient
 from flowml.deploy.records import DeploymentRecord, records
 from tests.deploy.conftest import DeployEnv
 from tests.fixtures.prefect_server import prefect_env
+from tests.fixtures.processes import background_process
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, *args], env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield proc
-    finally:
-        for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 5)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=wait)
-                break
-        with contextlib.suppress(ProcessLookupError):  # the group's flow-run children, if any are left
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _wait_serving(
@@ -69,10 +46,12 @@ def test_transition_triggers_the_prefect_deployment(
     assert len(result["automations"]) == 2
     env = prefect_env(deploy_env.root / "prefect-client", prefect_server)
     env.pop("PREFECT_LOGGING_LEVEL", None)
-    cli = ["-m", "flowml.cli_deploy"]
+    cli = [sys.executable, "-m", "flowml.cli_deploy"]
     with (
-        _process([*cli, "worker"], env, deploy_env.root / "worker.log") as worker,
-        _process([*cli, "dispatch", "--poll-interval", "0.2"], env, deploy_env.root / "dispatch.log") as disp,
+        background_process([*cli, "worker"], env, deploy_env.root / "worker.log") as worker,
+        background_process(
+            [*cli, "dispatch", "--poll-interval", "0.2"], env, deploy_env.root / "dispatch.log"
+        ) as disp,
     ):
         time.sleep(3)  # the worker registers the deployment and starts polling
         client.transition_model_version_stage("wine-prefect", version, "Production", reason="ship it")
@@ -81,6 +60,7 @@ def test_transition_triggers_the_prefect_deployment(
     event = next(e for e in client.list_registry_events(name="wine-prefect") if e.id == rec.event_id)
     assert event.payload["to_stage"] == "Production" and event.delivered_time is not None
     assert rec.flow_run_id and rec.bento_tag and rec.details["trigger"] == "Production"
+    assert rec.details["flow_run_url"].endswith(f"/flow-runs/flow-run/{rec.flow_run_id}")  # lineage link
     httpx_client = httpx.Client(base_url=prefect_server, timeout=10)
     flow_run = httpx_client.get(f"/flow_runs/{rec.flow_run_id}").json()
     assert flow_run["parameters"]["version"] == version and flow_run["parameters"]["event_id"] == str(

@@ -3,9 +3,7 @@ and a deployment served with a schedule / run by a process worker on a real `pre
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ from flowml.client import FlowmlClient
 from flowml.entities import Run
 from flowml.projects._execute import FLOW_RUN_ID_TAG
 from tests.fixtures.prefect_server import prefect_env
+from tests.fixtures.processes import background_process
 from tests.fixtures.server import serve_in_thread
 from tests.projects.conftest import REPO, WINE, MakeProject
 
@@ -69,28 +68,6 @@ def _prefect_process_env(tmp_path: Path, api_url: str, tracking: str) -> dict[st
     }
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return {**env, "FLOWML_TRACKING_URI": tracking, "FLOWML_ARTIFACT_ROOT": str(tmp_path / "artifacts")}
-
-
-@contextlib.contextmanager
-def _process(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield proc
-        finally:
-            for sig, wait in (
-                (signal.SIGINT, 10),
-                (signal.SIGKILL, 5),
-            ):  # serve/worker ignore SIGTERM at times
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
 
 
 def test_example_runs_under_real_mlflow_run(flowml_url: str, tmp_path: Path) -> None:
@@ -165,7 +142,7 @@ def test_deploy_serves_a_schedule_that_produces_tracking_runs(
         "C=0.7",
     ]
     client = FlowmlClient(tracking)
-    with _process(argv, env, tmp_path, tmp_path / "serve.log") as proc:
+    with background_process(argv, env, tmp_path / "serve.log", tmp_path) as proc:
         # generous: the scheduler loop, a flow-run process start and training share 2 cores with the suite
         run = _wait_for_run(client, lambda r: FLOW_RUN_ID_TAG in r.data.tags, 180, proc)
         deadline = time.monotonic() + 30  # the flow run ends just after its tracking run
@@ -217,7 +194,7 @@ def test_prefect_yaml_and_work_pool_deployments_run_on_a_process_worker(
     client = FlowmlClient(tracking)
     worker = [*prefect, "worker", "start", "--pool", "local-process"]
     with (
-        _process(worker, env, REPO, tmp_path / "worker.log"),
+        background_process(worker, env, tmp_path / "worker.log", REPO),
         temporary_settings(updates={PREFECT_API_URL: prefect_server}),
     ):
         yaml_run: Any = run_deployment("wine_quality-main/wine-quality-nightly", timeout=120)
@@ -258,7 +235,7 @@ def test_cancelling_a_project_flow_run_from_prefect_marks_its_run_killed(
         return done.stdout
 
     argv = [sys.executable, "-m", "flowml.cli_projects", "deploy", str(project), "--name", "cancel-me"]
-    with _process(argv, env, tmp_path, tmp_path / "serve.log") as proc:
+    with background_process(argv, env, tmp_path / "serve.log", tmp_path) as proc:
         deadline = time.monotonic() + 120
         while True:  # the served deployment appears once `deploy` has registered it
             done = subprocess.run(
