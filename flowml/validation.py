@@ -14,6 +14,8 @@ import re
 from flowml.exceptions import InvalidParameterValue
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "MAX_BATCH_METRICS",
     "MAX_BATCH_PARAMS",
     "MAX_BATCH_TAGS",
@@ -43,6 +45,9 @@ MAX_BATCH_METRICS = 1000
 MAX_BATCH_PARAMS = 100
 MAX_BATCH_TAGS = 100
 MAX_BATCH_TOTAL = 1000
+
+#: Metric timestamps and steps are protobuf int64 (and BIGINT columns).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -97,7 +102,13 @@ def validate_metric_point(key: str, value: object, timestamp: object, step: obje
     """:func:`validate_metric` without the key check (for batches that check each key once)."""
     # Fast path: the overwhelmingly common types, checked exactly (bool is not int here).
     vt, tt, st = type(value), type(timestamp), type(step)
-    if (vt is float or vt is int) and tt is int and st is int and timestamp >= 0:  # type: ignore[operator]
+    if (
+        (vt is float or vt is int)
+        and tt is int
+        and st is int
+        and 0 <= timestamp <= INT64_MAX  # type: ignore[operator]
+        and INT64_MIN <= step <= INT64_MAX  # type: ignore[operator]
+    ):
         return float(value), timestamp, step  # type: ignore[arg-type, return-value]
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         raise InvalidParameterValue(
@@ -114,6 +125,7 @@ def _as_int(key: str, what: str, number: object, *, non_negative: bool = False) 
         or not isinstance(number, numbers.Integral | float)
         or (isinstance(number, float) and not math.isfinite(number))
         or (non_negative and number < 0)  # type: ignore[operator]
+        or not INT64_MIN <= number <= INT64_MAX  # type: ignore[operator]
     ):
         raise InvalidParameterValue(f"Got invalid {what} {number!r} for metric '{key}'")
     return int(number)  # type: ignore[call-overload]

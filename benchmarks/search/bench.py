@@ -11,8 +11,8 @@ Each query runs ``--warmup`` times, then ``--reps`` timed repetitions of the ful
 ``client.search_runs(...)`` call (search query + loading the page's runs); the JSON reports the
 median (p50), min and max in ms. For flowml it also reports the two halves on their own,
 through the store functions the client calls: ``ids_ms`` (``filters.search_run_ids``: the one
-search query) and ``load_ms`` (``tracking.load_runs``: the 4 queries loading params, tags and
-latest metrics of the page), and the ``EXPLAIN QUERY PLAN`` / ``EXPLAIN`` of the search query.
+search query) and ``load_ms`` (``tracking.load_runs``: the 2 queries loading the page's runs with
+their params, tags and latest metrics), and the ``EXPLAIN QUERY PLAN`` / ``EXPLAIN`` of the search query.
 """
 
 from __future__ import annotations

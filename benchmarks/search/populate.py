@@ -46,6 +46,17 @@ __all__ = [
 ]
 
 DEFAULT_DIR = "/tmp/flowml-search-bench"
+_SECONDARY_INDEXES = [
+    "ix_runs_experiment_start",
+    "ix_params_experiment_key_value",
+    "ix_latest_metrics_key_value",
+]
+
+
+def _params_with_start(chunk: Any) -> list[tuple[str, str, str, int]]:
+    """The chunk's params as (run_id, key, value, start_time): params carry their run's start time."""
+    start = {run_id: st for run_id, _name, st in chunk.runs}
+    return [(r, k, v, start[r]) for r, k, v in chunk.params]
 
 
 def sqlite_path(db_dir: str, backend: str, n_runs: int) -> Path:
@@ -100,9 +111,7 @@ def populate_flowml_sqlite(path: Path, n_runs: int) -> dict[str, Any]:
     conn = sqlite3.connect(path, isolation_level=None)
     _sqlite_fast(conn)
     conn.execute("BEGIN")
-    ddl = _drop_sqlite_indexes(
-        conn, ["ix_runs_experiment_start", "ix_params_key_value", "ix_latest_metrics_key_value"]
-    )
+    ddl = _drop_sqlite_indexes(conn, _SECONDARY_INDEXES)
     conn.execute(
         "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, "
         "creation_time, last_update_time) VALUES (1, ?, ?, 'active', ?, ?)",
@@ -114,7 +123,10 @@ def populate_flowml_sqlite(path: Path, n_runs: int) -> dict[str, Any]:
             "artifact_uri, lifecycle_stage) VALUES (?, 1, ?, 'bench', 'FINISHED', ?, ?, ?, 'active')",
             [(r, name, st, st + 500, f"/tmp/artifacts/1/{r}/artifacts") for r, name, st in chunk.runs],
         )
-        conn.executemany("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)", chunk.params)
+        conn.executemany(
+            "INSERT INTO params (run_id, key, value, experiment_id, start_time) VALUES (?, ?, ?, 1, ?)",
+            _params_with_start(chunk),
+        )
         conn.executemany("INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)", chunk.tags)
         points = [(r, k, 0, BASE_TIME, v, nan) for r, k, v, nan in chunk.metrics]
         conn.executemany(
@@ -198,7 +210,7 @@ def populate_flowml_postgres(uri: str, n_runs: int) -> dict[str, Any]:
     db.dispose()
     dsn = uri.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
-        names = ["ix_runs_experiment_start", "ix_params_key_value", "ix_latest_metrics_key_value"]
+        names = _SECONDARY_INDEXES
         ddl = [
             row[0]
             for row in conn.execute(
@@ -222,10 +234,12 @@ def populate_flowml_postgres(uri: str, n_runs: int) -> dict[str, Any]:
                     copy.write_row(
                         (r, 1, name, "bench", "FINISHED", st, st + 500, f"/tmp/a/1/{r}/artifacts", "active")
                     )
-            for table, rows in (("params", chunk.params), ("run_tags", chunk.tags)):
-                with cur.copy(f"COPY {table} (run_id, key, value) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+            with cur.copy("COPY params (run_id, key, value, experiment_id, start_time) FROM STDIN") as copy:
+                for r, k, v, st in _params_with_start(chunk):
+                    copy.write_row((r, k, v, 1, st))
+            with cur.copy("COPY run_tags (run_id, key, value) FROM STDIN") as copy:
+                for row in chunk.tags:
+                    copy.write_row(row)
             for table in ("metrics", "latest_metrics"):
                 with cur.copy(
                     f"COPY {table} (run_id, key, step, timestamp, value, is_nan) FROM STDIN"

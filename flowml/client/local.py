@@ -29,7 +29,7 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
     def __init__(self, uri: str, artifact_root: str, *, busy_timeout_ms: int = 30_000) -> None:
         self.artifact_root = artifact_root
         self.db = Database(uri, artifact_root, busy_timeout_ms=busy_timeout_ms)
-        self._batches = GroupCommit(self.db)
+        self._batches: GroupCommit[run_data.PreparedBatch] = GroupCommit(self.db, run_data.write_batches)
         self.logged_models = SqlLoggedModels(self.db)
 
     # experiments
@@ -109,7 +109,12 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
         params: Sequence[Param],
         tags: Sequence[RunTag],
     ) -> None:
-        self._batches.submit(lambda s: run_data.log_batch(s, run_id, metrics, params, tags))
+        self._batches.submit(run_data.prepare_batch(run_id, metrics, params, tags))
+
+    async def log_prepared_batch(self, batch: run_data.PreparedBatch) -> None:
+        """``log_batch`` of an already validated batch, awaited on the caller's event loop (the server's
+        hot path: concurrent requests are written in one group transaction)."""
+        await self._batches.submit_async(batch)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self.db.write(lambda s: run_data.delete_tag(s, run_id, key))
@@ -143,6 +148,7 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
             return run_data.list_artifact_files(s, run_id)
 
     def close(self) -> None:
+        self._batches.close()
         self.db.dispose()
 
 

@@ -29,7 +29,8 @@ from flowml.store._filters_sql import (
     query_fingerprint,
 )
 from flowml.store._registry_read import MODEL_TAGS, MODELS, VERSION_TAGS, VERSIONS
-from flowml.store.filters import _check_max_results, _compare
+from flowml.store._search_common import check_max_results as _check_max_results
+from flowml.store._search_common import compare as _compare
 
 __all__ = [
     "MODEL_VERSIONS_MAX_RESULTS_THRESHOLD",

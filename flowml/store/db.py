@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from flowml.exceptions import FlowmlError, TemporarilyUnavailable
 from flowml.store.tables import metadata
@@ -35,7 +35,7 @@ __all__ = ["HEAD_REVISION", "Database", "normalize_db_uri"]
 logger = logging.getLogger(__name__)
 
 #: The newest Alembic revision in ``store/migrations/versions``; a test keeps it in step.
-HEAD_REVISION = "0003_deployments"
+HEAD_REVISION = "0004_search_indexes"
 
 T = TypeVar("T")
 
@@ -105,6 +105,23 @@ class Database:
             _configure_sqlite(engine, self._busy_timeout_ms)
             return engine
         return create_engine(self.uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+    def pool_status(self) -> dict[str, int] | None:
+        """Connections of this process's pool (``size``, ``checked_out``, ``checked_in``, ``overflow``).
+
+        ``None`` before the engine exists or for a pool that does not count (SQLite ``:memory:``'s
+        NullPool). SQLite files get SQLAlchemy's default QueuePool too; its writers also queue on
+        this process's write lock, which the pool does not show.
+        """
+        pool = self._engine.pool if self._engine is not None else None
+        if not isinstance(pool, QueuePool):
+            return None
+        return {
+            "size": int(pool.size()),
+            "checked_out": int(pool.checkedout()),
+            "checked_in": int(pool.checkedin()),
+            "overflow": max(0, int(pool.overflow())),  # negative while the pool is still filling
+        }
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -217,10 +234,11 @@ def ensure_schema(engine: Engine, uri: str, artifact_root: str) -> None:
                 _create_at_head(engine, artifact_root)
             revision = current_revision(engine)
     if revision != HEAD_REVISION:
+        shown = make_url(uri).render_as_string(hide_password=True)
         raise FlowmlError(
             f"Detected out-of-date database schema (found revision {revision!r}, expected "
             f"{HEAD_REVISION!r}). Take a backup of your database, then run "
-            f"'flowml db upgrade <database_uri>' to migrate it.",
+            f"'flowml db upgrade {shown}' to migrate it.",
             error_code="INVALID_STATE",
         )
 

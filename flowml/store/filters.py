@@ -16,39 +16,23 @@ strictly after the last row's full sort key", so paging visits every run exactly
 even while runs are inserted or deleted between pages (no offset drift). A token only works for
 the same experiments, filter, order_by and view type.
 
-Experiments work the same way over ``experiments`` / ``experiment_tags``.
+The statement's shape depends on the order and the clauses (the default order with a param
+equality walks ``ix_params_experiment_key_value``; a metric first in ``order_by`` reads
+``ix_latest_metrics_key_value``, see :mod:`flowml.store._metric_order`). Loading the page's runs
+is :func:`flowml.store.run_load.load_runs`. Experiments work the same way over ``experiments`` /
+``experiment_tags`` (:mod:`flowml.store._experiment_search`, re-exported here).
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-import operator
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Double,
-    Select,
-    Table,
-    and_,
-    case,
-    exists,
-    false,
-    func,
-    literal_column,
-    select,
-    true,
-    union_all,
-)
-from sqlalchemy import cast as cast_
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import ColumnElement, Select, and_, case, func, true
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import Join
 
-from flowml.entities import LifecycleStage, ViewType
+from flowml.entities import ViewType
 from flowml.exceptions import InvalidParameterValue
 from flowml.search import (
     Comparator,
@@ -60,69 +44,62 @@ from flowml.search import (
     parse_filter,
     parse_order_by,
 )
+from flowml.store._experiment_search import EXPERIMENTS_MAX_RESULTS_THRESHOLD, search_experiment_ids
 from flowml.store._filters_sql import (
+    DrivingJoin,
     SortPart,
     StringOps,
     after_cursor,
+    alias,
     decode_page_token,
-    encode_page_token,
     query_fingerprint,
+    table,
 )
-from flowml.store.tables import metadata
+from flowml.store._metric_order import MISSING, NAN, REAL, metric_first_page_query
+from flowml.store._search_common import (
+    check_max_results,
+    compare,
+    fetch_page,
+    key_value_exists,
+    page_query,
+    view_stages,
+)
 
 __all__ = [
     "EXPERIMENTS_MAX_RESULTS_THRESHOLD",
+    "RUN_INFO_COLUMNS",
     "SEARCH_MAX_RESULTS_DEFAULT",
     "SEARCH_MAX_RESULTS_THRESHOLD",
     "run_search_statement",
     "search_experiment_ids",
     "search_run_ids",
+    "search_run_page",
 ]
-
-logger = logging.getLogger(__name__)
 
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 SEARCH_MAX_RESULTS_THRESHOLD = 50_000
-EXPERIMENTS_MAX_RESULTS_THRESHOLD = 50_000
 
+#: The ``runs`` columns a :func:`search_run_page` row carries after ``run_id`` (``RunInfo``'s order).
+RUN_INFO_COLUMNS = (
+    "experiment_id",
+    "run_name",
+    "user_id",
+    "status",
+    "start_time",
+    "end_time",
+    "artifact_uri",
+    "lifecycle_stage",
+)
 _NUMERIC_RUN_ATTRIBUTES = frozenset({"start_time", "end_time"})
 _START_TIME = Key(Entity.ATTRIBUTE, "start_time")
 _RUN_ID = Key(Entity.ATTRIBUTE, "run_id")
-_EXPERIMENT_ID = Key(Entity.ATTRIBUTE, "experiment_id")
 _KV_TABLES = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params", Entity.TAG: "run_tags"}
-# Ranks of a metric sort key: real values first (either direction), then NaN, then a missing key.
-_REAL, _NAN, _MISSING = 0, 1, 2
-_DEFAULT_EXPERIMENT_ORDER = (
-    OrderBy(Key(Entity.ATTRIBUTE, "creation_time"), ascending=False),
-    OrderBy(_EXPERIMENT_ID, ascending=True),
+# The default run order (what ``ix_runs_experiment_start`` and ``ix_params_experiment_key_value`` hold).
+_DEFAULT_RUN_ORDERS = (
+    (),
+    (OrderBy(_START_TIME, ascending=False),),
+    (OrderBy(_START_TIME, ascending=False), OrderBy(_RUN_ID, ascending=True)),
 )
-
-
-_BINARY_OPERATORS: dict[Comparator, Callable[[Any, Any], Any]] = {
-    Comparator.EQ: operator.eq,
-    Comparator.NE: operator.ne,
-    Comparator.LT: operator.lt,
-    Comparator.LE: operator.le,
-    Comparator.GT: operator.gt,
-    Comparator.GE: operator.ge,
-}
-
-
-def _table(name: str) -> Table:
-    return metadata.tables[name]
-
-
-@functools.lru_cache(maxsize=256)
-def _alias(table: str, name: str) -> Any:
-    """A named alias of ``table``, built once (its column collection costs ~0.1 ms to build)."""
-    return _table(table).alias(name)
-
-
-def _view_stages(view_type: ViewType | int) -> tuple[str, ...]:
-    try:
-        return LifecycleStage.for_view(view_type)
-    except ValueError as exc:
-        raise InvalidParameterValue(f"Invalid view type {view_type!r}") from exc
 
 
 def _experiment_ids(experiment_ids: Sequence[int]) -> list[int]:
@@ -132,69 +109,20 @@ def _experiment_ids(experiment_ids: Sequence[int]) -> list[int]:
         raise InvalidParameterValue(f"Invalid experiment ids {experiment_ids!r}") from exc
 
 
-def _check_max_results(max_results: int, threshold: int) -> None:
-    if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
-        raise InvalidParameterValue(
-            f"Invalid value {max_results!r} for parameter 'max_results' supplied. "
-            "It must be a positive integer"
-        )
-    if max_results > threshold:
-        raise InvalidParameterValue(
-            "Invalid value for request parameter max_results. "
-            f"It must be at most {threshold}, but got value {max_results}"
-        )
-
-
-def _compare(
-    ops: StringOps, col: ColumnElement[Any], comp: Comparator, value: Any, *, text: bool = False
-) -> ColumnElement[bool]:
-    """``col <comp> value`` with flowml's portable string semantics."""
-    if comp is Comparator.LIKE:
-        return ops.like(col, value)
-    if comp is Comparator.ILIKE:
-        return ops.ilike(col, value)
-    if comp is Comparator.IN:
-        return col.in_(list(value))
-    if comp is Comparator.NOT_IN:
-        return col.not_in(list(value))
-    lhs = ops.text(col) if text and comp not in (Comparator.EQ, Comparator.NE) else col
-    binary = _BINARY_OPERATORS.get(comp)
-    if binary is not None:
-        return cast("ColumnElement[bool]", binary(lhs, value))
-    raise InvalidParameterValue(f"Comparator {comp.value!r} cannot be used here")
-
-
-def _key_value_exists(
-    ops: StringOps, table: Table, owner: ColumnElement[Any], owner_col: str, clause: Comparison
-) -> ColumnElement[bool]:
-    """``[NOT] EXISTS`` a (owner, key) row of ``table`` whose value satisfies ``clause``."""
-    alias = table.alias()
-    conditions: list[ColumnElement[bool]] = [alias.c[owner_col] == owner, alias.c.key == clause.key.name]
-    comp = clause.comparator
-    if comp is Comparator.IS_NULL:
-        return ~exists().where(*conditions)
-    if comp is Comparator.IS_NOT_NULL:
-        return exists().where(*conditions)
-    if clause.key.entity is Entity.METRIC:
-        matched = _compare(ops, alias.c.value, comp, float(clause.value))  # type: ignore[arg-type]
-        nan = alias.c.is_nan == true()
-        # NaN is unequal to everything and comparable to nothing.
-        conditions.append(matched | nan if comp is Comparator.NE else matched & ~nan)
-    else:
-        conditions.append(_compare(ops, alias.c.value, comp, clause.value, text=True))
-    return exists().where(*conditions)
-
-
 # -- runs -------------------------------------------------------------------------------------
 
 
-def _run_condition(ops: StringOps, clause: Comparison) -> ColumnElement[bool]:
-    runs = _table("runs")
+def _run_condition(
+    ops: StringOps, clause: Comparison, owner: ColumnElement[Any] | None = None
+) -> ColumnElement[bool]:
+    """``clause`` on ``runs``; key/value clauses correlate on ``owner`` (``runs.run_id`` by default)."""
+    runs = table("runs")
     key = clause.key
     if key.entity is Entity.ATTRIBUTE:
         text = key.name not in _NUMERIC_RUN_ATTRIBUTES
-        return _compare(ops, runs.c[key.name], clause.comparator, clause.value, text=text)
-    return _key_value_exists(ops, _table(_KV_TABLES[key.entity]), runs.c.run_id, "run_id", clause)
+        return compare(ops, runs.c[key.name], clause.comparator, clause.value, text=text)
+    kv_owner = runs.c.run_id if owner is None else owner
+    return key_value_exists(ops, table(_KV_TABLES[key.entity]), kv_owner, "run_id", clause)
 
 
 def _run_sort(
@@ -204,7 +132,7 @@ def _run_sort(
 
     ``base`` is the FROM clause to extend (``runs`` by default); ``offset`` numbers the join aliases.
     """
-    runs = _table("runs")
+    runs = table("runs")
     keys = {o.key for o in orders}
     full = list(orders)
     if _START_TIME not in keys:
@@ -225,10 +153,10 @@ def _run_sort(
             else:
                 parts.append(SortPart(ops.text(col), asc, "str"))
             continue
-        joined = _alias(_KV_TABLES[key.entity], f"sort_{i}")
+        joined = alias(_KV_TABLES[key.entity], f"sort_{i}")
         from_ = from_.outerjoin(joined, and_(joined.c.run_id == runs.c.run_id, joined.c.key == key.name))
         if key.entity is Entity.METRIC:
-            rank = case((joined.c.run_id.is_(None), _MISSING), (joined.c.is_nan == true(), _NAN), else_=_REAL)
+            rank = case((joined.c.run_id.is_(None), MISSING), (joined.c.is_nan == true(), NAN), else_=REAL)
             parts.append(SortPart(rank, True, "int"))
             parts.append(SortPart(func.coalesce(joined.c.value, 0.0), asc, "float"))
         else:
@@ -247,7 +175,7 @@ def search_run_ids(
     page_token: str | None,
 ) -> tuple[list[str], str | None]:
     """One page of run ids matching ``filter_string``, in ``order_by`` order, and the next token."""
-    search = _build_run_search(
+    search = _run_search(
         session.get_bind().dialect.name,
         experiment_ids,
         filter_string,
@@ -255,11 +183,40 @@ def search_run_ids(
         max_results,
         order_by,
         page_token,
+        False,
     )
     if search is None:
         return [], None
     stmt, fingerprint, parts = search
-    return _page(session, stmt, fingerprint, parts, max_results)
+    return fetch_page(session, stmt, fingerprint, parts, max_results)
+
+
+def search_run_page(
+    session: Session,
+    experiment_ids: Sequence[int],
+    filter_string: str | None,
+    view_type: ViewType,
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
+) -> tuple[list[Any], str | None]:
+    """:func:`search_run_ids` with whole rows: ``run_id``, the :data:`RUN_INFO_COLUMNS`, then the
+    sort keys. The search reads each run's row anyway, so loading the page need not read it again
+    (:func:`flowml.store.run_load.load_page`)."""
+    search = _run_search(
+        session.get_bind().dialect.name,
+        experiment_ids,
+        filter_string,
+        view_type,
+        max_results,
+        order_by,
+        page_token,
+        True,
+    )
+    if search is None:
+        return [], None
+    stmt, fingerprint, parts = search
+    return fetch_page(session, stmt, fingerprint, parts, max_results, whole_rows=True)
 
 
 def run_search_statement(
@@ -273,9 +230,58 @@ def run_search_statement(
 ) -> Select[Any] | None:
     """The one SQL statement :func:`search_run_ids` runs for this page (for EXPLAIN and tests)."""
     search = _build_run_search(
-        dialect, experiment_ids, filter_string, view_type, max_results, order_by, page_token
+        dialect, experiment_ids, filter_string, view_type, max_results, order_by, page_token, False
     )
     return None if search is None else search[0]
+
+
+def _run_search(
+    dialect: str,
+    experiment_ids: Sequence[int],
+    filter_string: str | None,
+    view_type: ViewType,
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
+    with_info: bool,
+) -> tuple[Select[Any], str, list[SortPart]] | None:
+    """:func:`_build_run_search`, remembered for requests of plain values (the statement, never rows).
+
+    Building the statement costs ~1 ms, and re-executing the same statement object lets SQLAlchemy
+    skip compiling it; a dashboard re-running one search is the common case.
+    """
+    check_max_results(max_results, SEARCH_MAX_RESULTS_THRESHOLD)  # first: as a cache key, True == 1
+    exp_key = tuple(experiment_ids)
+    order_key = None if order_by is None else tuple(order_by)
+    if (
+        all(type(e) is int for e in exp_key)
+        and all(type(o) is str for o in order_key or ())
+        and type(view_type) in (ViewType, int)
+        and (filter_string is None or type(filter_string) is str)
+        and (page_token is None or type(page_token) is str)
+    ):
+        return _cached_run_search(
+            dialect, exp_key, filter_string, view_type, max_results, order_key, page_token, with_info
+        )
+    return _build_run_search(
+        dialect, experiment_ids, filter_string, view_type, max_results, order_by, page_token, with_info
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def _cached_run_search(
+    dialect: str,
+    experiment_ids: tuple[int, ...],
+    filter_string: str | None,
+    view_type: ViewType,
+    max_results: int,
+    order_by: tuple[str, ...] | None,
+    page_token: str | None,
+    with_info: bool,
+) -> tuple[Select[Any], str, list[SortPart]] | None:
+    return _build_run_search(
+        dialect, experiment_ids, filter_string, view_type, max_results, order_by, page_token, with_info
+    )
 
 
 def _build_run_search(
@@ -286,11 +292,14 @@ def _build_run_search(
     max_results: int,
     order_by: Sequence[str] | None,
     page_token: str | None,
+    with_info: bool,
 ) -> tuple[Select[Any], str, list[SortPart]] | None:
-    _check_max_results(max_results, SEARCH_MAX_RESULTS_THRESHOLD)
+    """The page's statement (``run_id``, the :data:`RUN_INFO_COLUMNS` if ``with_info``, then the
+    sort keys), the search's fingerprint and the sort parts."""
+    check_max_results(max_results, SEARCH_MAX_RESULTS_THRESHOLD)
     parsed = parse_filter(filter_string, SearchKind.RUNS)
     orders = parse_order_by(order_by, SearchKind.RUNS)
-    stages = _view_stages(view_type)
+    stages = view_stages(view_type)
     ops = StringOps(dialect)
     parts, from_ = _run_sort(ops, orders)
     exp_ids = _experiment_ids(experiment_ids)
@@ -300,18 +309,28 @@ def _build_run_search(
     cursor = decode_page_token(page_token, fingerprint, parts) if page_token else None
     if not exp_ids:
         return None
-    runs = _table("runs")
+    runs = table("runs")
+    info = [runs.c[name].label(f"info_{name}") for name in RUN_INFO_COLUMNS] if with_info else []
+    driver = _param_driver(parsed.clauses, orders, exp_ids)
+    if driver is not None:
+        others = [c for c in parsed.clauses if c is not driver]
+        stmt = _param_driven_page_query(ops, driver, exp_ids[0], stages, others, cursor, max_results, info)
+        return stmt, fingerprint, parts
     conditions: list[ColumnElement[bool]] = [
         runs.c.experiment_id.in_(exp_ids),
         runs.c.lifecycle_stage.in_(stages),
     ]
     conditions += [_run_condition(ops, clause) for clause in parsed.clauses]
     if orders and orders[0].key.entity is Entity.METRIC and not _pins_run_ids(parsed.clauses):
-        stmt = _metric_first_page_query(ops, orders, conditions, cursor, max_results)
+
+        def sort_rest(base: Any) -> tuple[list[SortPart], Any]:
+            return _run_sort(ops, orders[1:], base=base, offset=1)
+
+        stmt = metric_first_page_query(ops, orders, conditions, cursor, max_results, sort_rest, info)
         return stmt, fingerprint, parts
     if cursor is not None:
         conditions.append(after_cursor(parts, cursor))
-    return _page_query(runs.c.run_id, from_, conditions, parts, max_results), fingerprint, parts
+    return page_query(runs.c.run_id, from_, conditions, parts, max_results, info), fingerprint, parts
 
 
 def _pins_run_ids(clauses: Sequence[Comparison]) -> bool:
@@ -319,220 +338,48 @@ def _pins_run_ids(clauses: Sequence[Comparison]) -> bool:
     return any(c.key == _RUN_ID and c.comparator in (Comparator.EQ, Comparator.IN) for c in clauses)
 
 
-def _metric_first_page_query(
+def _param_driver(
+    clauses: Sequence[Comparison], orders: Sequence[OrderBy], exp_ids: Sequence[int]
+) -> Comparison | None:
+    """The ``params.<key> = '<value>'`` clause to drive a default-order search of one experiment."""
+    if len(exp_ids) != 1 or tuple(orders) not in _DEFAULT_RUN_ORDERS:
+        return None
+    for clause in clauses:
+        if clause.key.entity is Entity.PARAM and clause.comparator is Comparator.EQ:
+            return clause
+    return None
+
+
+def _param_driven_page_query(
     ops: StringOps,
-    orders: Sequence[OrderBy],
-    conditions: list[ColumnElement[bool]],
+    driver: Comparison,
+    experiment_id: int,
+    stages: Sequence[str],
+    others: Sequence[Comparison],
     cursor: Sequence[Any] | None,
     max_results: int,
+    info: Sequence[ColumnElement[Any]],
 ) -> Select[Any]:
-    """A page ordered first by a metric, read in index order instead of sorting every run.
+    """A default-order page read from the runs whose param equals ``driver``'s value.
 
-    The metric's sort key is (rank, value, rest...), and each rank is one segment with its own
-    ``ORDER BY ... LIMIT``:
-
-    * real values: ``latest_metrics`` rows of the key in ``ix_latest_metrics_key_value`` order
-      (so the top-N is read, not sorted), joined back to ``runs`` for the run conditions;
-    * NaN values: the same index at ``value = 0`` (how NaN is stored) with ``is_nan``;
-    * missing key: ``runs`` in ``ix_runs_experiment_start`` order with ``NOT EXISTS`` the key.
-
-    The segments are ``UNION ALL``-ed under one ``ORDER BY ... LIMIT``. A later segment's LIMIT
-    is what the earlier ones left of the page (each earlier segment is a materialised CTE and
-    the LIMIT subtracts their row counts); both SQLite and PostgreSQL skip a scan whose LIMIT is
-    0 before reading a row, so a page that the real values fill never scans for NaN or missing
-    keys. (A constant ``WHERE`` guard would not do: SQLite re-tests it per row of the scan.)
-    Segments wholly before the page token's rank are left out.
+    ``ix_params_experiment_key_value`` holds ``(experiment_id, key, value, start_time DESC,
+    run_id)``, so the matching params rows come in the page's order (params copy their run's
+    ``start_time``) and the walk stops after the page: the work is proportional to the page divided
+    by the selectivity of the *other* clauses, and a value no run has costs one index probe. The
+    other clauses are checked per entry (their ``EXISTS`` correlate on the params row, so they run
+    before the run's own row is read); ``runs`` supplies the lifecycle stage and attributes.
     """
-    runs = _table("runs")
-    first = orders[0]
-    name, asc = first.key.name, first.ascending
-    limit = max_results + 1
-    start_rank = _REAL if cursor is None else int(cursor[0])
-
-    def rest_of(base: Any) -> tuple[list[SortPart], Any]:
-        return _run_sort(ops, orders[1:], base=base, offset=1)
-
-    def arm(
-        rank: int,
-        from_: Any,
-        value: ColumnElement[Any],
-        where: list[ColumnElement[bool]],
-        value_order: SortPart | None,
-        rest: list[SortPart],
-    ) -> Select[Any]:
-        where = [*conditions, *where]
-        if cursor is not None and rank == start_rank:
-            if value_order is not None:
-                where.append(after_cursor([value_order, *rest], cursor[1:]))
-            else:  # within the NaN / missing segment the value part is a constant
-                where.append(after_cursor(rest, cursor[2:]))
-        ordering = [p.order() for p in ([value_order] if value_order else []) + rest]
-        columns = [
-            runs.c.run_id,
-            literal_column(str(rank), BigInteger).label("sort_key_0"),
-            value.label("sort_key_1"),
-            *(p.expr.label(f"sort_key_{i}") for i, p in enumerate(rest, start=2)),
-        ]
-        return (
-            select(*columns).select_from(from_).where(and_(true(), *where)).order_by(*ordering).limit(limit)
-        )
-
-    arms: list[Select[Any]] = []
-    zero = cast_(literal_column("0.0"), Double)
-    if start_rank <= _REAL:
-        lm = _alias("latest_metrics", "sort_0")
-        rest, from_ = rest_of(lm.join(runs, runs.c.run_id == lm.c.run_id))
-        arms.append(
-            arm(
-                _REAL,
-                from_,
-                lm.c.value,
-                [lm.c.key == name, lm.c.is_nan == false()],
-                SortPart(lm.c.value, asc, "float"),
-                rest,
-            )
-        )
-    if start_rank <= _NAN:
-        lm = _alias("latest_metrics", "sort_0")
-        rest, from_ = rest_of(_DrivingJoin(lm, runs, runs.c.run_id == lm.c.run_id))
-        nan_rows = [lm.c.key == name, lm.c.value == 0.0, lm.c.is_nan == true()]
-        arms.append(arm(_NAN, from_, zero, nan_rows, None, rest))
-    lm = _alias("latest_metrics", "has_0")
-    rest, from_ = rest_of(None)
-    missing = ~exists().where(lm.c.run_id == runs.c.run_id, lm.c.key == name)
-    arms.append(arm(_MISSING, from_, zero, [missing], None, rest))
-
-    if len(arms) == 1:
-        return arms[0]
-    n_parts = 2 + len(rest)
-    kinds = ["int", "float", *(p.kind for p in rest)]
-    ascending = [True, asc, *(p.ascending for p in rest)]
-    earlier: list[Any] = []
-    selects: list[Select[Any]] = []
-    for k, segment in enumerate(arms):
-        if earlier:
-            # What is left of the page; LIMIT 0 skips the scan on SQLite and PostgreSQL alike.
-            counts = [select(func.count()).select_from(c).scalar_subquery() for c in earlier]
-            segment = segment.limit(literal_column(str(limit)) - sum(counts[1:], counts[0]))
-        if k < len(arms) - 1:
-            cte = segment.cte(f"segment_{k}").prefix_with("MATERIALIZED")
-            earlier.append(cte)
-            selects.append(select(*cte.c))
-        else:
-            sub = segment.subquery(f"segment_{k}")
-            selects.append(select(*sub.c))
-    page = union_all(*selects).subquery("page")
-    ordering = []
-    for i in range(n_parts):
-        col: ColumnElement[Any] = page.c[f"sort_key_{i}"]
-        if kinds[i] == "str":
-            col = ops.text(col)
-        ordering.append(col.asc() if ascending[i] else col.desc())
-    return select(*page.c).order_by(*ordering).limit(limit)
-
-
-class _DrivingJoin(Join):
-    """An inner join whose left side drives the loop: ``CROSS JOIN ... ON`` on SQLite.
-
-    SQLite never reorders the tables of a ``CROSS JOIN``; without it, lacking statistics, it
-    prefers scanning ``runs`` in ``start_time`` order (to skip a sort) and probing each run for a
-    NaN metric, which reads every run instead of the few NaN index entries.
-    """
-
-    inherit_cache = True
-
-
-@compiles(_DrivingJoin, "sqlite")
-def _compile_driving_join(element: _DrivingJoin, compiler: Any, **kw: Any) -> str:
-    rendered = str(compiler.visit_join(element, **kw))
-    head, sep, tail = rendered.partition(" JOIN ")  # the left side is a plain (aliased) table
-    return f"{head} CROSS JOIN {tail}" if sep else rendered
-
-
-def _page_query(
-    id_col: ColumnElement[Any],
-    from_: Any,
-    conditions: list[ColumnElement[bool]],
-    parts: Sequence[SortPart],
-    max_results: int,
-) -> Select[Any]:
-    columns = [p.expr.label(f"sort_key_{i}") for i, p in enumerate(parts)]
-    return (
-        select(id_col, *columns)
-        .select_from(from_)
-        .where(and_(true(), *conditions))
-        .order_by(*(p.order() for p in parts))
-        .limit(max_results + 1)
-    )
-
-
-def _page(
-    session: Session, stmt: Select[Any], fingerprint: str, parts: Sequence[SortPart], max_results: int
-) -> tuple[list[Any], str | None]:
-    rows = session.execute(stmt).all()
-    token = None
-    if len(rows) > max_results:
-        rows = rows[:max_results]
-        token = encode_page_token(fingerprint, parts, tuple(rows[-1])[1:])
-    logger.debug("search page: %d rows, more=%s", len(rows), token is not None)
-    return [row[0] for row in rows], token
-
-
-# -- experiments ------------------------------------------------------------------------------
-
-
-def _experiment_condition(ops: StringOps, clause: Comparison) -> ColumnElement[bool]:
-    experiments = _table("experiments")
-    key = clause.key
-    if key.entity is Entity.TAG:
-        return _key_value_exists(
-            ops, _table("experiment_tags"), experiments.c.experiment_id, "experiment_id", clause
-        )
-    value: Any = clause.value
-    if key.name == "experiment_id":
-        value = tuple(int(v) for v in value) if isinstance(value, tuple) else int(str(value))
-    return _compare(ops, experiments.c[key.name], clause.comparator, value, text=key.name == "name")
-
-
-def _experiment_sort(ops: StringOps, orders: Sequence[OrderBy]) -> list[SortPart]:
-    experiments = _table("experiments")
-    full = list(orders) or list(_DEFAULT_EXPERIMENT_ORDER)
-    if _EXPERIMENT_ID not in {o.key for o in full}:
-        full.append(OrderBy(_EXPERIMENT_ID, ascending=False))  # MLflow's tie-break
-    parts = []
-    for order in full:
-        col = experiments.c[order.key.name]
-        if order.key.name == "name":
-            parts.append(SortPart(ops.text(col), order.ascending, "str"))
-        else:
-            parts.append(SortPart(col, order.ascending, "int"))
-    return parts
-
-
-def search_experiment_ids(
-    session: Session,
-    view_type: ViewType,
-    max_results: int,
-    filter_string: str | None,
-    order_by: Sequence[str] | None,
-    page_token: str | None,
-) -> tuple[list[int], str | None]:
-    """One page of experiment ids (default order ``creation_time DESC, experiment_id ASC``)."""
-    _check_max_results(max_results, EXPERIMENTS_MAX_RESULTS_THRESHOLD)
-    parsed = parse_filter(filter_string, SearchKind.EXPERIMENTS)
-    orders = parse_order_by(order_by, SearchKind.EXPERIMENTS)
-    stages = _view_stages(view_type)
-    ops = StringOps(session.get_bind().dialect.name)
-    parts = _experiment_sort(ops, orders)
-    fingerprint = query_fingerprint(
-        "experiments", stages, parsed.to_string(), [o.to_string() for o in orders]
-    )
-    cursor = decode_page_token(page_token, fingerprint, parts) if page_token else None
-    experiments = _table("experiments")
-    conditions: list[ColumnElement[bool]] = [experiments.c.lifecycle_stage.in_(stages)]
-    conditions += [_experiment_condition(ops, clause) for clause in parsed.clauses]
+    runs = table("runs")
+    drive = alias("params", "drive")
+    conditions: list[ColumnElement[bool]] = [
+        drive.c.experiment_id == experiment_id,
+        drive.c.key == driver.key.name,
+        drive.c.value == driver.value,
+        runs.c.lifecycle_stage.in_(stages),
+    ]
+    conditions += [_run_condition(ops, clause, owner=drive.c.run_id) for clause in others]
+    parts = [SortPart(drive.c.start_time, False, "int"), SortPart(ops.text(drive.c.run_id), True, "str")]
     if cursor is not None:
         conditions.append(after_cursor(parts, cursor))
-    stmt = _page_query(experiments.c.experiment_id, experiments, conditions, parts, max_results)
-    ids, token = _page(session, stmt, fingerprint, parts, max_results)
-    return [int(i) for i in ids], token
+    from_ = DrivingJoin(drive, runs, runs.c.run_id == drive.c.run_id)
+    return page_query(drive.c.run_id, from_, conditions, parts, max_results, info)

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from flowml.entities import (
     Experiment,
     LifecycleStage,
-    Metric,
     PagedList,
     Run,
     RunData,
@@ -30,13 +29,11 @@ from flowml.exceptions import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from flowml.store import filters
+from flowml.store import filters, run_load
 from flowml.store._names import random_run_name
 from flowml.store.tables import (
     ExperimentRow,
     ExperimentTagRow,
-    LatestMetricRow,
-    ParamRow,
     RunRow,
     RunTagRow,
     table_of,
@@ -83,8 +80,6 @@ _EXP = table_of(ExperimentRow)
 _EXP_TAGS = table_of(ExperimentTagRow)
 _RUNS = table_of(RunRow)
 _RUN_TAGS = table_of(RunTagRow)
-_PARAMS = table_of(ParamRow)
-_LATEST = table_of(LatestMetricRow)
 
 
 def now_ms() -> int:
@@ -364,57 +359,10 @@ def create_run(
     return Run(_to_run_info(row), RunData(tags=tags))
 
 
-_RUN_COLUMNS = (
-    _RUNS.c.run_id,
-    _RUNS.c.experiment_id,
-    _RUNS.c.run_name,
-    _RUNS.c.user_id,
-    _RUNS.c.status,
-    _RUNS.c.start_time,
-    _RUNS.c.end_time,
-    _RUNS.c.artifact_uri,
-    _RUNS.c.lifecycle_stage,
-)
-
-
 def load_runs(session: Session, run_ids: Sequence[str]) -> list[Run]:
-    """Runs with their latest metrics, params and tags: four queries for any number of runs.
-
-    Reads plain column tuples (no ORM objects): this is the second half of every search page.
-    """
-    if not run_ids:
-        return []
-    ids = list(run_ids)
-    infos = {
-        row[0]: RunInfo(row[0], str(row[1]), *row[2:])
-        for row in session.execute(select(*_RUN_COLUMNS).where(_RUNS.c.run_id.in_(ids))).all()
-    }
-    metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
-    points: dict[str, dict[str, Metric]] = {i: {} for i in ids}
-    params: dict[str, dict[str, str]] = {i: {} for i in ids}
-    tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-    latest = select(
-        _LATEST.c.run_id,
-        _LATEST.c.key,
-        _LATEST.c.value,
-        _LATEST.c.is_nan,
-        _LATEST.c.timestamp,
-        _LATEST.c.step,
-    ).where(_LATEST.c.run_id.in_(ids))
-    for run_id, key, value, is_nan, timestamp, step in session.execute(latest).all():
-        value = float("nan") if is_nan else value
-        metrics[run_id][key] = value
-        points[run_id][key] = Metric(key, value, timestamp, step)
-    for table, target in ((_PARAMS, params), (_RUN_TAGS, tags)):
-        for run_id, key, value in session.execute(
-            select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
-        ).all():
-            target[run_id][key] = value
-    return [
-        Run(infos[i], RunData(metrics[i], params[i], tags[i], latest_metrics=points[i]))
-        for i in ids
-        if i in infos
-    ]
+    """Runs with their latest metrics, params and tags: two queries for any number of runs
+    (:mod:`flowml.store.run_load`; this is the second half of every search page)."""
+    return run_load.load_runs(session, run_ids)
 
 
 def get_run(session: Session, run_id: str) -> Run:
@@ -465,7 +413,7 @@ def search_runs(
     page_token: str | None = None,
 ) -> PagedList[Run]:
     exp_ids = [validate_experiment_id(e) for e in experiment_ids]
-    run_ids, token = filters.search_run_ids(
+    rows, token = filters.search_run_page(
         session, exp_ids, filter_string, ViewType(run_view_type), max_results, order_by, page_token
     )
-    return PagedList(load_runs(session, run_ids), token)
+    return PagedList(run_load.load_page(session, rows), token)

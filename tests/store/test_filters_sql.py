@@ -70,7 +70,8 @@ class Corpus:
                     run_id=run_id, key=k, step=0, timestamp=0, value=0.0 if nan else value,
                     is_nan=nan))
             for k, v in (params or {}).items():
-                conn.execute(insert(metadata.tables["params"]).values(run_id=run_id, key=k, value=v))
+                conn.execute(insert(metadata.tables["params"]).values(
+                    run_id=run_id, key=k, value=v, experiment_id=exp, start_time=start))
             all_tags = dict(tags or {})
             if name:
                 all_tags.setdefault("mlflow.runName", name)
@@ -277,6 +278,46 @@ def test_pages_stay_exact_while_runs_are_inserted(engine: Engine, corpus: Corpus
     assert len(seen) == len(set(seen))
 
 
+@pytest.mark.parametrize("view", list(ViewType))
+@pytest.mark.parametrize("order_by", [None, ["start_time DESC"], ["attributes.start_time DESC", "run_id"]])
+def test_param_equality_driven_search_matches_the_runs_walk(engine: Engine, corpus: Corpus, view: ViewType,
+                                                             order_by: list[str] | None) -> None:
+    """``params.k = 'v'`` in the default order is read from the params index (one experiment);
+    ``LIKE`` without wildcards is the same filter answered by walking the runs: same pages."""
+    _paging_corpus(corpus)
+    corpus.run("gone", start=105, params={"p": "1"}, stage="deleted")
+    corpus.run("other", exp=2, start=104, params={"p": "1"})
+    corpus.run("r-m", start=104, params={"p": "1", "q": "x"}, metrics={"m": 3.0})
+    for flt in ["params.p = '1'", "params.p = '1' and metrics.m > 0", "params.p = '1' and params.q = 'x'",
+                "params.p = '1' and params.p = '2'", "params.p = '1' and run_name != 'zz'",
+                "params.p = 'never'"]:
+        walked = flt.replace("params.p = '1'", "params.p LIKE '1'").replace("= 'never'", "LIKE 'never'")
+        expected = ids(engine, walked, order_by=order_by, view=view)
+        assert ids(engine, flt, order_by=order_by, view=view) == expected, flt
+        for size in (1, 4):
+            assert all_pages(engine, size, filter_string=flt, order_by=order_by, view=view) == expected
+    both = ids(engine, "params.p = '1'", experiment_ids=(1, 2), view=view)
+    assert both == ids(engine, "params.p LIKE '1'", experiment_ids=(1, 2), view=view)
+    assert ("other" in both) is (view is not ViewType.DELETED_ONLY)
+
+
+def test_param_driven_pages_stay_exact_while_runs_are_inserted(engine: Engine, corpus: Corpus) -> None:
+    _paging_corpus(corpus)
+    before = ids(engine, "params.p = '1'")
+    seen: list[str] = []
+    token: str | None = None
+    n = 0
+    while True:
+        page, token = search(engine, "params.p = '1'", max_results=2, page_token=token)
+        seen += page
+        if token is None:
+            break
+        n += 1  # new matching runs land before, among and after the rows already returned
+        corpus.run(f"new{n}", start=[90, 104, 200][n % 3], params={"p": "1"})
+    assert [r for r in seen if not r.startswith("new")] == before
+    assert len(seen) == len(set(seen))
+
+
 def test_bad_page_tokens(engine: Engine, corpus: Corpus) -> None:
     _paging_corpus(corpus)
     _, token = search(engine, max_results=2)
@@ -298,6 +339,19 @@ def test_max_results_bounds(engine: Engine, max_results: int) -> None:
         search(engine, max_results=max_results)
     with pytest.raises(InvalidParameterValue), Session(engine) as session:
         filters.search_experiment_ids(session, ViewType.ALL, max_results, None, None, None)
+
+
+def test_repeated_searches_see_new_runs(engine: Engine, corpus: Corpus) -> None:
+    """The statement of a repeated search is reused; its rows never are."""
+    corpus.run("a", params={"p": "1"}, metrics={"m": 1.0})
+    for flt in ["params.p = '1'", "metrics.m > 0", None]:
+        assert ids(engine, flt, max_results=1) == ["a"]
+    corpus.run("b", params={"p": "1"}, metrics={"m": 2.0})
+    for flt in ["params.p = '1'", "metrics.m > 0", None]:
+        assert ids(engine, flt, max_results=1) == ["b"]
+        assert ids(engine, flt, max_results=1, view=ViewType.DELETED_ONLY) == []
+    with pytest.raises(InvalidParameterValue):  # True == 1 as a dict key, not as max_results
+        search(engine, max_results=True)
 
 
 def test_max_results_upper_bound_is_allowed(engine: Engine, corpus: Corpus) -> None:
@@ -403,10 +457,14 @@ def _copy_mlflow_db(path: str, engine: Engine) -> None:
             conn.execute(insert(t["runs"]).values(dict(zip(
                 ["run_id", "experiment_id", "run_name", "user_id", "status", "start_time",
                  "end_time", "artifact_uri", "lifecycle_stage"], row, strict=True))))
-        for table, src_table in (("params", "params"), ("run_tags", "tags")):
-            rows = [{"run_id": r, "key": k, "value": v}
-                    for r, k, v in src.execute(f"SELECT run_uuid, key, value FROM {src_table}")]
-            conn.execute(insert(t[table]), rows)
+        rows = [{"run_id": r, "key": k, "value": v, "experiment_id": e, "start_time": s}
+                for r, k, v, e, s in src.execute(
+                    "SELECT p.run_uuid, p.key, p.value, r.experiment_id, r.start_time "
+                    "FROM params p JOIN runs r ON r.run_uuid = p.run_uuid")]
+        conn.execute(insert(t["params"]), rows)
+        rows = [{"run_id": r, "key": k, "value": v}
+                for r, k, v in src.execute("SELECT run_uuid, key, value FROM tags")]
+        conn.execute(insert(t["run_tags"]), rows)
         rows = [{"run_id": r, "key": k, "value": v, "step": s, "timestamp": ts, "is_nan": bool(n)}
                 for r, k, v, s, ts, n in src.execute(
                     "SELECT run_uuid, key, value, step, timestamp, is_nan FROM latest_metrics")]

@@ -1,8 +1,9 @@
 """The two issue-3 benchmark queries keep their intended SQLite query plans.
 
 Timing lives in ``benchmarks/search/`` (never asserted in tests); this only catches a plan
-regression: the default-order filter must walk ``ix_runs_experiment_start`` (no sort of the
-whole experiment) and a metric ``order_by`` must read the top-N from
+regression: the default-order filter must walk ``ix_params_experiment_key_value`` when it has a
+param equality and ``ix_runs_experiment_start`` otherwise (no sort of the whole experiment) and a
+metric ``order_by`` must read the top-N from
 ``ix_latest_metrics_key_value`` (no sort of every run).
 """
 
@@ -29,9 +30,23 @@ def _plan(tmp_path: Path, filter_string: str | None, order_by: list[str] | None,
 
 
 def test_filter_in_default_order_walks_the_start_time_index(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "metrics.m1 > 0.5 and params.p1 = 'a'", None, 1000)
-    assert "USING INDEX ix_runs_experiment_start" in plan
+    plan = _plan(tmp_path, "metrics.m1 > 0.5 and tags.t = 'a'", None, 1000)
+    # lifecycle_stage is in the index: the walk never reads the runs table
+    assert "SEARCH runs USING COVERING INDEX ix_runs_experiment_start (experiment_id=?)" in plan
     assert "TEMP B-TREE" not in plan  # the index gives the order: no sort
+
+
+def test_param_equality_in_default_order_walks_the_params_index(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "metrics.m1 > 0.5 and params.p1 = 'a'", None, 1000).splitlines()
+    assert plan[0] == (
+        "SEARCH drive USING COVERING INDEX ix_params_experiment_key_value "
+        "(experiment_id=? AND key=? AND value=?)"
+    )
+    # the metric clause is checked on the params entry, before the run's row is read
+    assert plan.index("CORRELATED SCALAR SUBQUERY 1") < plan.index(
+        "SEARCH runs USING INDEX sqlite_autoindex_runs_1 (run_id=?)"
+    )
+    assert not any("TEMP B-TREE" in line or "SCAN" in line for line in plan)
 
 
 def test_metric_order_reads_top_n_from_the_key_value_index(tmp_path: Path) -> None:
