@@ -1,11 +1,18 @@
 """HTTP throughput of ``flowml server`` vs ``mlflow server`` on the same machine, with wrk.
 
-Workloads (issue 4): runs/log-batch carrying 100 metrics at 8 connections; runs/search over 10k runs
-(1 connection, p50); registry stage transitions (1 connection, p50). Each server gets a fresh SQLite
-store; the 10k runs are loaded through each server's own REST API (log-batch), so both hold the same
-data. Prints one JSON object per (server, workload); medians over --repeats runs of --seconds each.
+Workloads (issue 4): runs/log-batch carrying 100 metrics at 8 connections; registry stage
+transitions (1 connection, p50); runs/search over 10k runs (1 connection, p50). Each server gets a
+fresh store (SQLite file, or a database in a private PostgreSQL cluster: ``--store postgres``)
+holding the same 10k-run corpus, loaded in bulk before it starts (``_stores.py``).
+
+Both servers run side by side and the repetitions interleave (A B, B A, A B, ...), so both see the
+same machine load. Prints one JSON object per (store, server, workload): medians over ``--repeats``
+runs of ``--seconds`` each, with the 1-min load average before each run.
 
     .venv/bin/python benchmarks/server/bench.py --impl flowml --impl mlflow
+    .venv/bin/python benchmarks/server/bench.py --impl flowml --impl mlflow --store postgres
+    .venv/bin/python benchmarks/server/bench.py --impl flowml --workload log-batch \
+        --flowml-arg=--no-access-log
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -24,12 +32,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stores import populate, postgres_cluster
+
 HERE = Path(__file__).parent
 API = "/api/2.0/mlflow"
+WORKLOADS = {
+    # name: (wrk script, connections)
+    "log-batch": ("log_batch.lua", 8),
+    "transition": ("transition.lua", 1),
+    "search": ("search.lua", 1),
+}
+LABELS = {
+    "log-batch": "log-batch 100 metrics, 8 conns",
+    "transition": "transition-stage, 1 conn",
+    "search": "runs/search {runs} runs (filter + order_by metric, 100), 1 conn",
+}
 
 
 def free_port() -> int:
@@ -39,51 +62,48 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(impl: str, root: Path, workers: int) -> Iterator[str]:
+def server(impl: str, store_uri: str, root: Path, workers: int, extra: list[str]) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    store = f"sqlite:///{root / 'store.db'}"
     bindir = os.path.dirname(sys.executable)
-    if impl == "flowml":
-        cmd = [os.path.join(bindir, "flowml"), "server", "--backend-store-uri", store]
-    else:
-        cmd = [os.path.join(bindir, "mlflow"), "server", "--backend-store-uri", store]
-    cmd += [
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
+    cmd = [os.path.join(bindir, impl), "server", "--backend-store-uri", store_uri]
+    cmd += ["--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(workers), *extra]
+    log = open(root / f"{impl}-server.log", "wb")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        cmd, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{impl} server exited: {(root / f'{impl}-server.log').read_text()[-2000:]}"
+                )
             time.sleep(0.2)
         yield url
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+        log.close()
 
 
 def wrk(url: str, script: str, connections: int, seconds: int, env: dict[str, str]) -> dict[str, float]:
+    load = os.getloadavg()[0]
     out = subprocess.run(
         [
             "wrk",
             f"-t{min(2, connections)}",
             f"-c{connections}",
             f"-d{seconds}s",
+            "--timeout",  # wrk's default (2 s) would drop MLflow's slow searches from the figures
+            "60s",
             "-s",
             str(HERE / script),
             url,
@@ -96,67 +116,117 @@ def wrk(url: str, script: str, connections: int, seconds: int, env: dict[str, st
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p = dict(re.findall(r"(p\d+)=([\d.]+)ms", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "rps": rps,
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": float(p["p50"]),
         "p99_ms": float(p["p99"]),
         "errors": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": float(sum(int(n) for n in socket_errors.groups())) if socket_errors else 0.0,
+        "load_1min": load,
     }
 
 
-def populate(impl: str, root: Path, runs: int) -> str:
-    """Bulk-load the search corpus into the store file before the server starts: the same data for
-    both implementations (benchmarks/search/populate.py: 5 params, 5 metrics, 3 tags per run)."""
-    sys.path.insert(0, str(HERE.parent / "search"))
-    import populate as search_populate  # type: ignore[import-not-found]
+@dataclass
+class Target:
+    """One running server and what its workloads need."""
 
-    fill = (
-        search_populate.populate_flowml_sqlite if impl == "flowml" else search_populate.populate_mlflow_sqlite
+    url: str
+    env: dict[str, dict[str, str]]
+
+
+def prepare(url: str, search_experiment: str) -> Target:
+    """A run to log into, and a registered model whose version 1 both servers accept: the source is
+    ``runs:/<run_id>/model`` with ``run_id`` set (MLflow refuses sources outside the run)."""
+    c = httpx.Client(base_url=url + API, timeout=60)
+    run_id = c.post("/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]["run_id"]
+    c.post("/registered-models/create", json={"name": "bench-model"}).raise_for_status()
+    version = c.post(
+        "/model-versions/create",
+        json={"name": "bench-model", "source": f"runs:/{run_id}/model", "run_id": run_id},
     )
-    return str(fill(root / "store.db", runs)["experiment_id"])
+    version.raise_for_status()
+    assert version.json()["model_version"]["version"] == "1", version.text
+    return Target(
+        url,
+        {
+            "log-batch": {"RUN_ID": run_id},
+            "transition": {"MODEL_NAME": "bench-model"},
+            "search": {"EXPERIMENT_ID": search_experiment},
+        },
+    )
 
 
 def median_of(results: list[dict[str, float]]) -> dict[str, float]:
-    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+    out = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    out["load_1min_min"] = min(r["load_1min"] for r in results)
+    out["load_1min_max"] = max(r["load_1min"] for r in results)
+    return out
+
+
+def machine() -> dict[str, object]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def run_store(store: str, args: argparse.Namespace) -> Iterator[dict[str, object]]:
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(postgres_cluster(not args.pg_fast)) if store == "postgres" else None
+        targets: dict[str, Target] = {}
+        for impl in args.impl:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{impl}-")))
+            uri, exp_id = populate(impl, store, root, args.runs, cluster)
+            extra = args.flowml_arg if impl == "flowml" else args.mlflow_arg
+            url = stack.enter_context(server(impl, uri, root, args.workers, extra or []))
+            targets[impl] = prepare(url, exp_id)
+        for workload in args.workload or list(WORKLOADS):
+            script, connections = WORKLOADS[workload]
+            results: dict[str, list[dict[str, float]]] = {impl: [] for impl in args.impl}
+            for rep in range(args.repeats):
+                order = args.impl if rep % 2 == 0 else list(reversed(args.impl))
+                for impl in order:
+                    target = targets[impl]
+                    results[impl].append(
+                        wrk(target.url, script, connections, args.seconds, target.env[workload])
+                    )
+            for impl in args.impl:
+                yield {
+                    "impl": impl,
+                    "store": store,
+                    "workers": args.workers,
+                    "server_args": (args.flowml_arg if impl == "flowml" else args.mlflow_arg) or [],
+                    "workload": LABELS[workload].format(runs=args.runs),
+                    **median_of(results[impl]),
+                    "reps": results[impl],
+                    "machine": machine(),
+                    "date": time.strftime("%Y-%m-%d %H:%M"),
+                }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--impl", action="append", choices=["flowml", "mlflow"], required=True)
+    parser.add_argument("--store", action="append", choices=["sqlite", "postgres"])
+    parser.add_argument("--workload", action="append", choices=list(WORKLOADS))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10_000, help="runs in the search experiment")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--flowml-arg", action="append", help="extra `flowml server` argument (repeatable)")
+    parser.add_argument("--mlflow-arg", action="append", help="extra `mlflow server` argument (repeatable)")
+    parser.add_argument(
+        "--pg-fast",
+        action="store_true",
+        help="PostgreSQL with fsync/synchronous_commit off (the test fixture's)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
-    for impl in args.impl:
-        with tempfile.TemporaryDirectory(prefix=f"bench-{impl}-") as tmp:
-            exp_id = populate(impl, Path(tmp), args.runs)
-            with server(impl, Path(tmp), args.workers) as url:
-                for result in run_workloads(url, exp_id, args):
-                    print(json.dumps({"impl": impl, **result}), flush=True)
-
-
-def run_workloads(url: str, exp_id: str, args: argparse.Namespace) -> Iterator[dict[str, object]]:
-    c = httpx.Client(base_url=url + API, timeout=60)
-    run_id = c.post("/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]["run_id"]
-    batch = [wrk(url, "log_batch.lua", 8, args.seconds, {"RUN_ID": run_id}) for _ in range(args.repeats)]
-    yield {"workload": "log-batch 100 metrics, 8 conns", **median_of(batch)}
-    c.post("/registered-models/create", json={"name": "bench-model"})
-    c.post(
-        "/model-versions/create", json={"name": "bench-model", "source": "mlflow-artifacts:/0/x/artifacts/m"}
-    )
-    trans = [
-        wrk(url, "transition.lua", 1, args.seconds, {"MODEL_NAME": "bench-model"})
-        for _ in range(args.repeats)
-    ]
-    yield {"workload": "transition-stage, 1 conn", **median_of(trans)}
-    search = [wrk(url, "search.lua", 1, args.seconds, {"EXPERIMENT_ID": exp_id}) for _ in range(args.repeats)]
-    yield {
-        "workload": f"runs/search {args.runs} runs (filter + order_by metric, 100), 1 conn",
-        **median_of(search),
-    }
+    for store in args.store or ["sqlite"]:
+        for result in run_store(store, args):
+            print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from flowml.artifacts import get_artifact_repository
 from flowml.client.local import SqlBackend
 from flowml.server.auth import Authenticator, make_dependency
 from flowml.server.errors import install_error_handlers
+from flowml.server.metrics import ServerMetrics
 from flowml.server.middleware import GuardMiddleware
+from flowml.server.observe import ObservedFastAPI
 from flowml.server.routes import (
     artifacts,
     deployments,
@@ -29,7 +31,7 @@ from flowml.server.routes import (
 )
 from flowml.server.settings import ServerSettings
 
-__all__ = ["create_app"]
+__all__ = ["check_store", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +48,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             _bootstrap_admin(app.state.backend, settings)
         yield
         app.state.backend.close()
+        app.state.metrics.close()
 
-    app = FastAPI(
+    app = ObservedFastAPI(  # request id, /metrics counters and the access log, outermost
         lifespan=lifespan,
         title="flowml",
         version=__import__("flowml").__version__,
         summary="MLflow-compatible tracking, registry and artifact API",
     )
-    artifact_root = "mlflow-artifacts:" if settings.serve_artifacts else settings.artifacts_destination
     app.state.settings = settings
-    app.state.backend = SqlBackend(
-        settings.backend_store_uri, artifact_root, busy_timeout_ms=settings.busy_timeout_ms
-    )
+    app.state.backend = _backend(settings)
+    app.state.metrics = ServerMetrics(app.state.backend)
     app.state.artifacts = get_artifact_repository(
         settings.artifacts_destination, s3_endpoint_url=settings.s3_endpoint_url
     )
@@ -66,6 +67,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     if settings.auth:
         app.state.authenticator = Authenticator(app.state.backend)
         guards = [Depends(make_dependency(app.state.authenticator))]
+    for i, prefix in enumerate(MLFLOW_PREFIXES):  # runs/log-batch: matched first (see runs.hot_router)
+        app.include_router(runs.hot_router, prefix=prefix, include_in_schema=i == 0, dependencies=guards)
     app.include_router(meta.router, dependencies=guards)
     mlflow_routers = [
         experiments.router,
@@ -92,6 +95,25 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, allowed_hosts=settings.allowed_hosts)
 
     return app
+
+
+def _backend(settings: ServerSettings) -> SqlBackend:
+    artifact_root = "mlflow-artifacts:" if settings.serve_artifacts else settings.artifacts_destination
+    return SqlBackend(settings.backend_store_uri, artifact_root, busy_timeout_ms=settings.busy_timeout_ms)
+
+
+def check_store(settings: ServerSettings) -> None:
+    """Open the store as the app will (a new database is created at the head revision).
+
+    Raises:
+        FlowmlError: ``INVALID_STATE`` for a database at another schema revision (run
+            ``flowml db upgrade URI``), or the driver's error when it cannot be reached.
+    """
+    backend = _backend(settings)
+    try:
+        _ = backend.db.engine
+    finally:
+        backend.close()
 
 
 def _bootstrap_admin(backend: SqlBackend, settings: ServerSettings) -> None:

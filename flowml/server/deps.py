@@ -1,4 +1,8 @@
-"""Request-scoped dependencies: the store backend and the artifact repository of the server."""
+"""Request-scoped dependencies: the store backend and the artifact repository of the server.
+
+``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request
+for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +17,17 @@ from flowml.server.settings import ServerSettings
 __all__ = ["ArtifactsDep", "BackendDep", "SettingsDep"]
 
 
-def get_backend(request: Request) -> SqlBackend:
+async def get_backend(request: Request) -> SqlBackend:
     backend: SqlBackend = request.app.state.backend
     return backend
 
 
-def get_settings(request: Request) -> ServerSettings:
+async def get_settings(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings
 
 
-def get_artifacts(request: Request) -> ArtifactRepository:
+async def get_artifacts(request: Request) -> ArtifactRepository:
     repo: ArtifactRepository = request.app.state.artifacts
     return repo
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from flowml.client.local import SqlBackend
 from flowml.entities import Metric, Param, RunTag
 from flowml.exceptions import InvalidParameterValue
+from flowml.server.batch_body import parse_log_batch
 from flowml.server.deps import BackendDep
 from flowml.server.schemas import (
     CreateRun,
@@ -19,12 +21,17 @@ from flowml.server.schemas import (
     SearchRuns,
     SetTag,
     UpdateRun,
+    body_schema,
     parse_view_type,
     require_run_id,
 )
 from flowml.server.wire import fast_json, metric_json, parse_double, run_info_json, run_json
 
 router = APIRouter(tags=["runs"])
+#: The hot write route on a router of its own, which app.py includes before every other router:
+#: FastAPI tries routers and routes in order (a regex match per route passed, twice), which cost
+#: log-batch ~0.3 ms of CPU per request when it sat behind 30 other routes.
+hot_router = APIRouter(tags=["runs"])
 
 _MAX_RUNS = 50_000
 
@@ -85,13 +92,17 @@ def delete_tag(body: DeleteTag, backend: BackendDep) -> dict[str, Any]:
     return {}
 
 
-@router.post("/runs/log-batch")
-def log_batch(body: LogBatch, backend: BackendDep) -> Response:
-    metrics = [Metric(m.key, parse_double(m.value, m.key), m.timestamp, m.step) for m in body.metrics]
-    params = [Param(p.key, p.value) for p in body.params]
-    tags = [RunTag(t.key, t.value) for t in body.tags]
-    backend.log_batch(body.rid(), metrics, params, tags)
-    return fast_json({})
+_EMPTY = b"{}"
+
+
+@hot_router.post("/runs/log-batch", openapi_extra=body_schema(LogBatch))
+async def log_batch(request: Request) -> Response:
+    """The hot route: orjson + hand validation (``batch_body``) on the event loop, then the write joins
+    the group commit of concurrent requests without a worker thread per request."""
+    batch = parse_log_batch(await request.body())
+    backend: SqlBackend = request.app.state.backend
+    await backend.log_prepared_batch(batch)
+    return Response(_EMPTY, media_type="application/json")
 
 
 @router.post("/runs/log-inputs")
