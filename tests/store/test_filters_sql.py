@@ -318,6 +318,34 @@ def test_param_driven_pages_stay_exact_while_runs_are_inserted(engine: Engine, c
     assert len(seen) == len(set(seen))
 
 
+@pytest.mark.parametrize(("flt", "order_by"), [
+    ("params.p = '1'", None), ("metrics.m > 0", None), (None, ["metrics.m DESC"]),
+    (None, ["metrics.m", "params.p DESC"]), ("run_id IN ('r01', 'r02')", ["metrics.m"]),
+    (None, ["params.p", "end_time"]),
+])
+def test_page_rows_carry_the_runs_columns(engine: Engine, corpus: Corpus, flt: str | None,
+                                          order_by: list[str] | None) -> None:
+    """``search_run_page`` (what ``search_runs`` loads from) = ``search_run_ids`` + each run's row."""
+    from sqlalchemy import select
+
+    _paging_corpus(corpus)
+    runs = metadata.tables["runs"]
+    with Session(engine) as session:
+        stored = {r[0]: tuple(r) for r in session.execute(
+            select(runs.c.run_id, *(runs.c[name] for name in filters.RUN_INFO_COLUMNS)))}
+        token: str | None = None
+        while True:
+            rows, page_token = filters.search_run_page(session, [1], flt, ViewType.ACTIVE_ONLY, 4,
+                                                       order_by, token)
+            assert (([r[0] for r in rows], page_token) ==
+                    filters.search_run_ids(session, [1], flt, ViewType.ACTIVE_ONLY, 4, order_by, token))
+            for row in rows:
+                assert tuple(row[: 1 + len(filters.RUN_INFO_COLUMNS)]) == stored[row[0]]
+            if page_token is None:
+                break
+            token = page_token
+
+
 def test_bad_page_tokens(engine: Engine, corpus: Corpus) -> None:
     _paging_corpus(corpus)
     _, token = search(engine, max_results=2)
