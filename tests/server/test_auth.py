@@ -7,28 +7,20 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fixtures.server import serve_in_thread
+from tests.server.conftest import ADMIN
 
-ADMIN = ("admin", "admin-password")
 API = "/api/2.0/mlflow"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    with serve_in_thread(
-        f"sqlite:///{tmp_path / 'auth.db'}",
-        str(tmp_path / "artifacts"),
-        auth=True,
-        auth_admin_username=ADMIN[0],
-        auth_admin_password=ADMIN[1],
-    ) as url:
-        yield url
+def server(auth_server: str) -> str:
+    return auth_server
 
 
 def _client(url: str, auth: tuple[str, str] | None = None, token: str | None = None) -> httpx.Client:

@@ -13,9 +13,8 @@ import pytest
 from flowml.client import FlowmlClient
 from flowml.exceptions import FlowmlError
 from flowml.settings import get_settings
-from tests.fixtures.server import serve_in_thread
+from tests.server.conftest import ADMIN
 
-ADMIN = ("admin", "admin-password")
 _VARS = [
     f"{prefix}_TRACKING_{name}"
     for prefix in ("FLOWML", "MLFLOW")
@@ -24,15 +23,8 @@ _VARS = [
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    with serve_in_thread(
-        f"sqlite:///{tmp_path / 'auth.db'}",
-        str(tmp_path / "artifacts"),
-        auth=True,
-        auth_admin_username=ADMIN[0],
-        auth_admin_password=ADMIN[1],
-    ) as url:
-        yield url
+def server(auth_server: str) -> str:
+    return auth_server
 
 
 @pytest.fixture
