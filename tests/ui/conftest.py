@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-from tests.fixtures.server import free_port, wait_healthy
+from tests.fixtures.server import serve_in_thread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -24,25 +23,8 @@ CHROMIUM_ARGS = [
 
 @contextlib.contextmanager
 def serve_ui(store_uri: str, artifacts_destination: str, **settings: Any) -> Iterator[str]:
-    """Like ``tests.fixtures.server.serve_in_thread`` but with the UI (``flowml.ui.build_app``)."""
-    import uvicorn
-
-    from flowml.server import ServerSettings
+    """``tests.fixtures.server.serve_in_thread`` with the UI mounted (``flowml.ui.build_app``)."""
     from flowml.ui import build_app
 
-    port = free_port()
-    app = build_app(
-        ServerSettings(backend_store_uri=store_uri, artifacts_destination=artifacts_destination, **settings)
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name=f"uvicorn-ui-{port}", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, timeout=30)
+    with serve_in_thread(store_uri, artifacts_destination, app_factory=build_app, **settings) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
