@@ -148,11 +148,13 @@ def _tag_name(text: str) -> str:
 
 @contextlib.contextmanager
 def use_bentoml_home(home: str | os.PathLike[str] | None) -> Iterator[None]:
-    """Point BentoML's model and bento stores at ``home`` for the duration (None: leave as configured).
+    """Point BentoML's model and bento stores at ``home`` for the duration (None: ``$BENTOML_HOME`` as
+    it is now, else BentoML's own configuration).
 
     BentoML reads ``BENTOML_HOME`` once per process; this patches its container so one process can build
-    into several homes (tests, the deployment flow).
+    into several homes (tests, the deployment flow) and follows the variable when it changes.
     """
+    home = home if home is not None else os.environ.get("BENTOML_HOME") or None
     if home is None:
         yield
         return

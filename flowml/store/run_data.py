@@ -248,8 +248,7 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
                 session.execute(update(_RUNS).where(_RUNS.c.run_id == run_id).values(run_name=value))
     if metric_rows:
         _insert_metric_rows(session, metric_rows)
-        for run_id in sorted(latest):  # a stable lock order on PostgreSQL
-            _upsert_latest(session, run_id, latest[run_id])
+        _upsert_latest(session, latest)
     return errors
 
 
@@ -353,22 +352,36 @@ def _rows_json(rows: list[_Row]) -> str:
     ).decode()
 
 
-def _upsert_latest(session: Session, run_id: str, latest: dict[str, _Point]) -> None:
-    """Keep the newest point per key: MLflow's (step, timestamp, value) rule, decided in SQL.
+_LATEST_UPSERT = (
+    'ON CONFLICT (run_id, "key") DO UPDATE SET step = excluded.step, '
+    '"timestamp" = excluded."timestamp", "value" = excluded."value", is_nan = excluded.is_nan '
+    'WHERE (excluded.step, excluded."timestamp", excluded."value") > '
+    '(latest_metrics.step, latest_metrics."timestamp", latest_metrics."value")'
+)
+_LATEST_COLUMNS = 'latest_metrics (run_id, "key", step, "timestamp", "value", is_nan)'
 
-    Written as driver SQL (same text on SQLite and PostgreSQL) because it runs on every batch and
-    SQLAlchemy cannot cache the compiled ON CONFLICT ... WHERE form.
+
+def _upsert_latest(session: Session, latest: dict[str, dict[str, _Point]]) -> None:
+    """Keep the newest point per (run, key): MLflow's (step, timestamp, value) rule, decided in SQL.
+
+    Rows go in (run_id, key) order: a stable lock order between concurrent writers on PostgreSQL,
+    where they travel as one statement reading six arrays (an executemany would execute the
+    statement once per row). SQLite steps one prepared statement per row, which is as cheap.
+    Driver SQL either way: SQLAlchemy cannot cache the compiled ``ON CONFLICT ... WHERE`` form.
     """
-    _driver_sql(
-        session,
-        'INSERT INTO latest_metrics (run_id, "key", step, "timestamp", "value", is_nan) '
-        "VALUES (?, ?, ?, ?, ?, ?) "
-        'ON CONFLICT (run_id, "key") DO UPDATE SET step = excluded.step, '
-        '"timestamp" = excluded."timestamp", "value" = excluded."value", is_nan = excluded.is_nan '
-        'WHERE (excluded.step, excluded."timestamp", excluded."value") > '
-        '(latest_metrics.step, latest_metrics."timestamp", latest_metrics."value")',
-        [(run_id, key, *point) for key, point in sorted(latest.items())],
-    )
+    rows = [
+        (run_id, key, *point) for run_id in sorted(latest) for key, point in sorted(latest[run_id].items())
+    ]
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            f"INSERT INTO {_LATEST_COLUMNS} SELECT * FROM unnest("
+            "%s::varchar[], %s::varchar[], %s::int8[], %s::int8[], %s::float8[], %s::bool[]) "
+            + _LATEST_UPSERT,
+            tuple(list(column) for column in zip(*rows, strict=True)),
+        )
+        return
+    conn.exec_driver_sql(f"INSERT INTO {_LATEST_COLUMNS} VALUES (?, ?, ?, ?, ?, ?) " + _LATEST_UPSERT, rows)
 
 
 def delete_tag(session: Session, run_id: str, key: str) -> None:

