@@ -372,6 +372,8 @@ def _upsert_latest(session: Session, latest: dict[str, dict[str, _Point]]) -> No
     rows = [
         (run_id, key, *point) for run_id in sorted(latest) for key, point in sorted(latest[run_id].items())
     ]
+    if not rows:
+        return
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
