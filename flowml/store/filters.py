@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, func, true
 from sqlalchemy.orm import Session
 
-from flowml.entities import ViewType
+from flowml.entities import RunInfo, ViewType
 from flowml.exceptions import InvalidParameterValue
 from flowml.search import (
     Comparator,
@@ -79,17 +79,9 @@ __all__ = [
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 SEARCH_MAX_RESULTS_THRESHOLD = 50_000
 
-#: The ``runs`` columns a :func:`search_run_page` row carries after ``run_id`` (``RunInfo``'s order).
-RUN_INFO_COLUMNS = (
-    "experiment_id",
-    "run_name",
-    "user_id",
-    "status",
-    "start_time",
-    "end_time",
-    "artifact_uri",
-    "lifecycle_stage",
-)
+#: The ``runs`` columns a :func:`search_run_page` row carries after ``run_id``: ``RunInfo``'s fields,
+#: which are named as the columns.
+RUN_INFO_COLUMNS = tuple(name for name in RunInfo.__dataclass_fields__ if name != "run_id")
 _NUMERIC_RUN_ATTRIBUTES = frozenset({"start_time", "end_time"})
 _START_TIME = Key(Entity.ATTRIBUTE, "start_time")
 _RUN_ID = Key(Entity.ATTRIBUTE, "run_id")
@@ -175,20 +167,9 @@ def search_run_ids(
     page_token: str | None,
 ) -> tuple[list[str], str | None]:
     """One page of run ids matching ``filter_string``, in ``order_by`` order, and the next token."""
-    search = _run_search(
-        session.get_bind().dialect.name,
-        experiment_ids,
-        filter_string,
-        view_type,
-        max_results,
-        order_by,
-        page_token,
-        False,
+    return _search_page(
+        session, experiment_ids, filter_string, view_type, max_results, order_by, page_token, with_info=False
     )
-    if search is None:
-        return [], None
-    stmt, fingerprint, parts = search
-    return fetch_page(session, stmt, fingerprint, parts, max_results)
 
 
 def search_run_page(
@@ -203,20 +184,31 @@ def search_run_page(
     """:func:`search_run_ids` with whole rows: ``run_id``, the :data:`RUN_INFO_COLUMNS`, then the
     sort keys. The search reads each run's row anyway, so loading the page need not read it again
     (:func:`flowml.store.run_load.load_page`)."""
+    return _search_page(
+        session, experiment_ids, filter_string, view_type, max_results, order_by, page_token, with_info=True
+    )
+
+
+def _search_page(
+    session: Session,
+    experiment_ids: Sequence[int],
+    filter_string: str | None,
+    view_type: ViewType,
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
+    *,
+    with_info: bool,
+) -> tuple[list[Any], str | None]:
+    """The page's ids (or whole rows, ``with_info``) and the next token."""
+    dialect = session.get_bind().dialect.name
     search = _run_search(
-        session.get_bind().dialect.name,
-        experiment_ids,
-        filter_string,
-        view_type,
-        max_results,
-        order_by,
-        page_token,
-        True,
+        dialect, experiment_ids, filter_string, view_type, max_results, order_by, page_token, with_info
     )
     if search is None:
         return [], None
     stmt, fingerprint, parts = search
-    return fetch_page(session, stmt, fingerprint, parts, max_results, whole_rows=True)
+    return fetch_page(session, stmt, fingerprint, parts, max_results, whole_rows=with_info)
 
 
 def run_search_statement(
@@ -263,22 +255,6 @@ def _run_search(
         return _cached_run_search(
             dialect, exp_key, filter_string, view_type, max_results, order_key, page_token, with_info
         )
-    return _build_run_search(
-        dialect, experiment_ids, filter_string, view_type, max_results, order_by, page_token, with_info
-    )
-
-
-@functools.lru_cache(maxsize=128)
-def _cached_run_search(
-    dialect: str,
-    experiment_ids: tuple[int, ...],
-    filter_string: str | None,
-    view_type: ViewType,
-    max_results: int,
-    order_by: tuple[str, ...] | None,
-    page_token: str | None,
-    with_info: bool,
-) -> tuple[Select[Any], str, list[SortPart]] | None:
     return _build_run_search(
         dialect, experiment_ids, filter_string, view_type, max_results, order_by, page_token, with_info
     )
@@ -331,6 +307,10 @@ def _build_run_search(
     if cursor is not None:
         conditions.append(after_cursor(parts, cursor))
     return page_query(runs.c.run_id, from_, conditions, parts, max_results, info), fingerprint, parts
+
+
+
+_cached_run_search = functools.lru_cache(maxsize=128)(_build_run_search)
 
 
 def _pins_run_ids(clauses: Sequence[Comparison]) -> bool:

@@ -36,10 +36,7 @@ logger = logging.getLogger(__name__)
 
 _NAN = float("nan")
 
-_RUN_COLUMNS = (
-    "r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time, "
-    "r.artifact_uri, r.lifecycle_stage"
-)
+_RUN_COLUMNS = ", ".join(f"r.{name}" for name in RunInfo.__dataclass_fields__)  # named as the fields
 #: How many leading columns of a run row hold the run itself (``run_id`` then ``RunInfo``'s fields).
 RUN_ROW_WIDTH = 9
 
