@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.ports import free_port
 from tests.fixtures.postgres import SUPERUSER, PostgresCluster
 from tests.fixtures.prefect_server import prefect_env
-from tests.fixtures.server import free_port, wait_healthy
+from tests.fixtures.server import wait_healthy
 from tests.infra.helpers import TEST_ENV, compose_model, write_env_file
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]

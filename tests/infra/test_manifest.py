@@ -19,7 +19,7 @@ import yaml
 from click.testing import CliRunner
 
 from tests.deploy.conftest import DeployEnv
-from tests.fixtures.server import free_port
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ import pytest
 from flowml.client import FlowmlClient
 from flowml.entities import Metric, Param, RunTag
 from flowml.exceptions import FlowmlError
-from tests.fixtures.server import free_port, wait_healthy
+from tests.fixtures.ports import free_port
+from tests.fixtures.server import wait_healthy
 
 pytestmark = pytest.mark.slow
 

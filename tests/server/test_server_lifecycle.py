@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from flowml.store.migrate import revision, upgrade
-from tests.fixtures.server import flowml_server_popen, free_port
+from tests.fixtures.ports import free_port
+from tests.fixtures.server import flowml_server_popen
 
 CHUNK = b"x" * 65_536
 UPLOAD = "/api/2.0/mlflow-artifacts/artifacts/0/slow/blob.bin"

@@ -24,8 +24,9 @@ import pandas as pd
 import pytest
 
 from flowml.serving import invoke
+from tests.fixtures.ports import free_port
 from tests.serving._models import POISON, RowScore
-from tests.serving.conftest import Server, free_port, start_server, wait_ready
+from tests.serving.conftest import Server, start_server, wait_ready
 
 JSON = "application/json"
 CSV = "text/csv"

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.serving.conftest import Server, ServingEnv, free_port, start_server, wait_ready
+from tests.fixtures.ports import free_port
+from tests.serving.conftest import Server, ServingEnv, start_server, wait_ready
 
 
 @dataclass

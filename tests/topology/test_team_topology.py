@@ -40,6 +40,7 @@ import pytest
 import sqlalchemy as sa
 
 from flowml.client import FlowmlClient
+from tests.fixtures.ports import free_port
 from tests.fixtures.prefect_server import prefect_env
 from tests.fixtures.processes import (
     background_process,
@@ -50,7 +51,7 @@ from tests.fixtures.processes import (
     stop_groups,
 )
 from tests.fixtures.s3 import DUMMY_ENV
-from tests.fixtures.server import flowml_server_popen, free_port
+from tests.fixtures.server import flowml_server_popen
 
 # the waits below carry their own timeouts (and say what was awaited, with the logs); this only caps them
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.s3, pytest.mark.timeout(900)]
@@ -169,7 +170,12 @@ def _process_pool(name: str) -> dict[str, Any]:
 
 
 def _prefect(topo: Topology, method: str, path: str, **kwargs: Any) -> Any:
-    resp = httpx.request(method, f"{topo.prefect_url}{path}", timeout=30, **kwargs)
+    # Like Prefect's own client: 429/502/503 are retried (its server answers 503 when its SQLite is busy).
+    for attempt in range(6):
+        resp = httpx.request(method, f"{topo.prefect_url}{path}", timeout=30, **kwargs)
+        if resp.status_code not in (429, 502, 503):
+            break
+        time.sleep(0.5 * 2**attempt)
     if resp.status_code >= 400:
         raise topo.fail(f"Prefect {method} {path}: {resp.status_code} {resp.text[:1000]}")
     return resp.json()
