@@ -309,7 +309,6 @@ def _build_run_search(
     return page_query(runs.c.run_id, from_, conditions, parts, max_results, info), fingerprint, parts
 
 
-
 _cached_run_search = functools.lru_cache(maxsize=128)(_build_run_search)
 
 

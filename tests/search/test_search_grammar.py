@@ -23,18 +23,29 @@ RUNS = SearchKind.RUNS
 
 def test_public_api_is_pinned() -> None:
     assert sorted(search.__all__) == [
-        "Comparator", "Comparison", "Entity", "Filter", "Key", "OrderBy", "SearchKind", "Value",
-        "parse_filter", "parse_order_by",
+        "Comparator",
+        "Comparison",
+        "Entity",
+        "Filter",
+        "Key",
+        "OrderBy",
+        "SearchKind",
+        "Value",
+        "parse_filter",
+        "parse_order_by",
     ]
 
 
 def test_typed_tree() -> None:
     parsed = parse_filter("metrics.acc > 0.8 and params.`model type` = 'cnn' AND run_id IN ('a','b')")
-    assert parsed == Filter(RUNS, (
-        Comparison(Key(Entity.METRIC, "acc"), Comparator.GT, 0.8),
-        Comparison(Key(Entity.PARAM, "model type"), Comparator.EQ, "cnn"),
-        Comparison(Key(Entity.ATTRIBUTE, "run_id"), Comparator.IN, ("a", "b")),
-    ))
+    assert parsed == Filter(
+        RUNS,
+        (
+            Comparison(Key(Entity.METRIC, "acc"), Comparator.GT, 0.8),
+            Comparison(Key(Entity.PARAM, "model type"), Comparator.EQ, "cnn"),
+            Comparison(Key(Entity.ATTRIBUTE, "run_id"), Comparator.IN, ("a", "b")),
+        ),
+    )
     assert parsed.to_string() == (
         "metrics.acc > 0.8 AND params.`model type` = 'cnn' AND run_id IN ('a', 'b')"
     )
@@ -55,7 +66,7 @@ def test_typed_tree() -> None:
         ("metrics.x > 99999999999999999999", "metrics.x > 1e+20"),
         ("metrics.1x > 1", "metrics.1x > 1"),
         ("params.lr = '0.01'", "params.lr = '0.01'"),
-        ("param.lr = \"0.01\"", "params.lr = '0.01'"),
+        ('param.lr = "0.01"', "params.lr = '0.01'"),
         ("parameter.lr LIKE '0.%'", "params.lr LIKE '0.%'"),
         ("parameters.lr ilike '%1'", "params.lr ILIKE '%1'"),
         ("params.\"model type\" = 'cnn'", "params.`model type` = 'cnn'"),
@@ -134,14 +145,21 @@ def test_invalid_run_filters_name_token_and_position(text: str, token: str, posi
     ("items", "expected"),
     [
         (["metrics.acc DESC"], [OrderBy(Key(Entity.METRIC, "acc"), False)]),
-        (["metrics.`acc` desc", "params.lr"],
-         [OrderBy(Key(Entity.METRIC, "acc"), False), OrderBy(Key(Entity.PARAM, "lr"), True)]),
+        (
+            ["metrics.`acc` desc", "params.lr"],
+            [OrderBy(Key(Entity.METRIC, "acc"), False), OrderBy(Key(Entity.PARAM, "lr"), True)],
+        ),
         (["tags.`a b` ASC"], [OrderBy(Key(Entity.TAG, "a b"), True)]),
-        (["metrics.\"a b\" DESC"], [OrderBy(Key(Entity.METRIC, "a b"), False)]),
+        (['metrics."a b" DESC'], [OrderBy(Key(Entity.METRIC, "a b"), False)]),
         (["attributes.start_time ASC"], [OrderBy(Key(Entity.ATTRIBUTE, "start_time"), True)]),
         (["created"], [OrderBy(Key(Entity.ATTRIBUTE, "start_time"), True)]),
-        (["run_name", "`status` desc"], [OrderBy(Key(Entity.ATTRIBUTE, "run_name"), True),
-                                         OrderBy(Key(Entity.ATTRIBUTE, "status"), False)]),
+        (
+            ["run_name", "`status` desc"],
+            [
+                OrderBy(Key(Entity.ATTRIBUTE, "run_name"), True),
+                OrderBy(Key(Entity.ATTRIBUTE, "status"), False),
+            ],
+        ),
         (None, []),
         ([], []),
     ],
@@ -175,13 +193,19 @@ def test_invalid_run_order_by(items: list[str], token: str) -> None:
     [
         (SearchKind.EXPERIMENTS, "name LIKE 'f%'", "name LIKE 'f%'"),
         (SearchKind.EXPERIMENTS, "attribute.experiment_id IN ('1', '2')", "experiment_id IN ('1', '2')"),
-        (SearchKind.EXPERIMENTS, "creation_time > 5 and tags.t is null",
-         "creation_time > 5 AND tags.t IS NULL"),
+        (
+            SearchKind.EXPERIMENTS,
+            "creation_time > 5 and tags.t is null",
+            "creation_time > 5 AND tags.t IS NULL",
+        ),
         (SearchKind.EXPERIMENTS, "tag.`a b` ILIKE 'x'", "tags.`a b` ILIKE 'x'"),
         (SearchKind.REGISTERED_MODELS, "name IN ('fraud','Churn')", "name IN ('fraud', 'Churn')"),
         (SearchKind.REGISTERED_MODELS, "tags.`team name` = 'risk'", "tags.`team name` = 'risk'"),
-        (SearchKind.MODEL_VERSIONS, "name = 'fraud' AND version_number >= 2",
-         "name = 'fraud' AND version_number >= 2"),
+        (
+            SearchKind.MODEL_VERSIONS,
+            "name = 'fraud' AND version_number >= 2",
+            "name = 'fraud' AND version_number >= 2",
+        ),
         (SearchKind.MODEL_VERSIONS, "version_number > '1'", "version_number > 1"),
         (SearchKind.MODEL_VERSIONS, "run_id IN ('abc','def')", "run_id IN ('abc', 'def')"),
         (SearchKind.MODEL_VERSIONS, "source_path LIKE 's3://%'", "source_path LIKE 's3://%'"),
@@ -224,8 +248,10 @@ def test_other_order_by_keys() -> None:
     for bad in ["creation_timestamp", "tags.x"]:
         with pytest.raises(InvalidParameterValue):
             parse_order_by([bad], SearchKind.REGISTERED_MODELS)
-    assert len(parse_order_by(["name", "version_number DESC", "creation_timestamp"],
-                              SearchKind.MODEL_VERSIONS)) == 3
+    assert (
+        len(parse_order_by(["name", "version_number DESC", "creation_timestamp"], SearchKind.MODEL_VERSIONS))
+        == 3
+    )
     assert len(parse_order_by(["last_update_time", "experiment_id"], SearchKind.EXPERIMENTS)) == 2
     with pytest.raises(InvalidParameterValue):
         parse_order_by(["metrics.m"], SearchKind.EXPERIMENTS)

@@ -97,8 +97,11 @@ def spelled(draw: st.DrawFn, flt: Filter) -> str:
             name = draw(st.sampled_from(names))
             ident = f"`{name}`" if " " in name or draw(st.booleans()) else name
             if draw(st.booleans()):
-                ident = draw(st.sampled_from([p for p, e in schema.prefixes.items()
-                                              if e is Entity.ATTRIBUTE])) + "." + ident
+                ident = (
+                    draw(st.sampled_from([p for p, e in schema.prefixes.items() if e is Entity.ATTRIBUTE]))
+                    + "."
+                    + ident
+                )
         else:
             prefix = draw(st.sampled_from([p for p in _PREFIXES[key.entity] if p in schema.prefixes]))
             quote = draw(st.sampled_from(["`", '"', "'"]))
@@ -132,9 +135,7 @@ def test_every_spelling_of_a_valid_filter_parses_to_the_same_tree(data: st.DataO
     text = data.draw(spelled(flt))
     parsed = parse_filter(text, flt.kind)
     assert parsed.kind == flt.kind
-    assert [(c.key, c.comparator) for c in parsed.clauses] == [
-        (c.key, c.comparator) for c in flt.clauses
-    ]
+    assert [(c.key, c.comparator) for c in parsed.clauses] == [(c.key, c.comparator) for c in flt.clauses]
     assert parse_filter(parsed.to_string(), flt.kind) == parsed
 
 
@@ -144,25 +145,69 @@ def test_order_by_round_trips(kind: SearchKind, data: st.DataObject) -> None:
     schema = schema_for(kind)
     keys = [Key(Entity.ATTRIBUTE, name) for name in schema.order_attributes]
     if kind is SearchKind.RUNS:
-        keys += [Key(e, k) for e in (Entity.METRIC, Entity.PARAM, Entity.TAG)
-                 for k in data.draw(st.lists(any_keys, max_size=3, unique=True))]
+        keys += [
+            Key(e, k)
+            for e in (Entity.METRIC, Entity.PARAM, Entity.TAG)
+            for k in data.draw(st.lists(any_keys, max_size=3, unique=True))
+        ]
     chosen = data.draw(st.lists(st.sampled_from(keys), unique=True, max_size=len(keys))) if keys else []
     orders = tuple(OrderBy(k, data.draw(st.booleans())) for k in chosen)
     assert parse_order_by([o.to_string() for o in orders], kind) == orders
 
 
 _FRAGMENTS = [
-    "metrics.", "params.", "tags.", "attributes.", "`", '"', "'", "a", "run_id", "start_time",
-    "name", "version_number", "experiment_id", "=", "!=", "<", ">=", "==", "LIKE", "ilike", "IN",
-    "NOT", "IS", "NULL", "AND", "OR", "(", ")", ",", " ", "1", "-2.5e3", ".5", "1e999", "'x'",
-    '"y"', "`k k`", ";", "\\", "\x00", "é", "ASC", "desc", "\n",
+    "metrics.",
+    "params.",
+    "tags.",
+    "attributes.",
+    "`",
+    '"',
+    "'",
+    "a",
+    "run_id",
+    "start_time",
+    "name",
+    "version_number",
+    "experiment_id",
+    "=",
+    "!=",
+    "<",
+    ">=",
+    "==",
+    "LIKE",
+    "ilike",
+    "IN",
+    "NOT",
+    "IS",
+    "NULL",
+    "AND",
+    "OR",
+    "(",
+    ")",
+    ",",
+    " ",
+    "1",
+    "-2.5e3",
+    ".5",
+    "1e999",
+    "'x'",
+    '"y"',
+    "`k k`",
+    ";",
+    "\\",
+    "\x00",
+    "é",
+    "ASC",
+    "desc",
+    "\n",
 ]
 
 
 @SETTINGS
-@given(st.one_of(st.text(max_size=60),
-                 st.lists(st.sampled_from(_FRAGMENTS), max_size=25).map("".join)),
-       st.sampled_from(list(SearchKind)))
+@given(
+    st.one_of(st.text(max_size=60), st.lists(st.sampled_from(_FRAGMENTS), max_size=25).map("".join)),
+    st.sampled_from(list(SearchKind)),
+)
 def test_garbage_raises_only_invalid_parameter_value(text: str, kind: SearchKind) -> None:
     for parse in (lambda: parse_filter(text, kind), lambda: parse_order_by([text], kind)):
         try:

@@ -83,6 +83,44 @@ def test_run_artifact_listing_rejects_traversal(server: tuple[str, Path]) -> Non
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
+@pytest.mark.parametrize("scheme", ["path", "file"])
+def test_run_artifact_listing_stays_in_the_server_store(server: tuple[str, Path], scheme: str) -> None:
+    """An experiment's artifact_location is its creator's choice: listing a run's artifacts must not
+    enumerate a directory outside the server's store (here: the one holding outside.txt)."""
+    url, tmp = server
+    api = f"{url}/api/2.0/mlflow"
+    location = str(tmp) if scheme == "path" else tmp.as_uri()
+    exp = httpx.post(
+        f"{api}/experiments/create", json={"name": f"elsewhere-{scheme}", "artifact_location": location}
+    )
+    assert exp.status_code == 200, exp.text
+    run = httpx.post(f"{api}/runs/create", json={"experiment_id": exp.json()["experiment_id"]}).json()["run"]
+    refused = httpx.get(f"{api}/artifacts/list", params={"run_id": run["info"]["run_id"]})
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "outside this server's artifact store" in refused.json()["message"]
+    assert "outside.txt" not in refused.text
+
+    # A run in the server's own store lists what was uploaded for it through the proxy.
+    mine = httpx.post(f"{api}/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]
+    put = httpx.put(
+        f"{url}/api/2.0/mlflow-artifacts/artifacts/{_proxy_path(mine['artifact_uri'])}/notes/a.txt",
+        content=b"abc",
+    )
+    assert put.status_code == 200, put.text
+    listed = httpx.get(f"{api}/artifacts/list", params={"run_id": mine["run_id"]})
+    assert listed.status_code == 200, listed.text
+    assert [f["path"] for f in listed.json()["files"]] == ["notes"]
+    inner = httpx.get(f"{api}/artifacts/list", params={"run_id": mine["run_id"], "path": "notes"}).json()
+    assert inner["files"] == [{"path": "notes/a.txt", "is_dir": False, "file_size": 3}]
+
+
+def _proxy_path(artifact_uri: str) -> str:
+    """``mlflow-artifacts:/0/<run>/artifacts`` → ``0/<run>/artifacts`` (the proxy's path for it)."""
+    assert artifact_uri.startswith("mlflow-artifacts:"), artifact_uri
+    return artifact_uri.removeprefix("mlflow-artifacts:").lstrip("/")
+
+
 def test_downloads_are_attachments_that_browsers_do_not_sniff(server: tuple[str, Path]) -> None:
     url, _ = server
     put = httpx.put(

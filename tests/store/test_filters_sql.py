@@ -41,37 +41,78 @@ class Corpus:
         self.engine = engine
         self.clock = 1_000
 
-    def experiment(self, exp_id: int, name: str, *, created: int = 0, updated: int = 0,
-                   stage: str = "active", tags: dict[str, str] | None = None) -> int:
+    def experiment(
+        self,
+        exp_id: int,
+        name: str,
+        *,
+        created: int = 0,
+        updated: int = 0,
+        stage: str = "active",
+        tags: dict[str, str] | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
-            conn.execute(insert(metadata.tables["experiments"]).values(
-                experiment_id=exp_id, name=name, artifact_location=f"/a/{exp_id}",
-                lifecycle_stage=stage, creation_time=created, last_update_time=updated))
+            conn.execute(
+                insert(metadata.tables["experiments"]).values(
+                    experiment_id=exp_id,
+                    name=name,
+                    artifact_location=f"/a/{exp_id}",
+                    lifecycle_stage=stage,
+                    creation_time=created,
+                    last_update_time=updated,
+                )
+            )
             for k, v in (tags or {}).items():
-                conn.execute(insert(metadata.tables["experiment_tags"]).values(
-                    experiment_id=exp_id, key=k, value=v))
+                conn.execute(
+                    insert(metadata.tables["experiment_tags"]).values(experiment_id=exp_id, key=k, value=v)
+                )
         return exp_id
 
-    def run(self, run_id: str, *, exp: int = 1, start: int | None = None, end: int | None = None,
-            name: str = "", status: str = "FINISHED", user: str = "u", stage: str = "active",
-            metrics: dict[str, float] | None = None, params: dict[str, str] | None = None,
-            tags: dict[str, str] | None = None) -> str:
+    def run(
+        self,
+        run_id: str,
+        *,
+        exp: int = 1,
+        start: int | None = None,
+        end: int | None = None,
+        name: str = "",
+        status: str = "FINISHED",
+        user: str = "u",
+        stage: str = "active",
+        metrics: dict[str, float] | None = None,
+        params: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
         if start is None:
             self.clock += 1
             start = self.clock
         with self.engine.begin() as conn:
-            conn.execute(insert(metadata.tables["runs"]).values(
-                run_id=run_id, experiment_id=exp, run_name=name, user_id=user, status=status,
-                start_time=start, end_time=end, artifact_uri=f"/a/{exp}/{run_id}",
-                lifecycle_stage=stage))
+            conn.execute(
+                insert(metadata.tables["runs"]).values(
+                    run_id=run_id,
+                    experiment_id=exp,
+                    run_name=name,
+                    user_id=user,
+                    status=status,
+                    start_time=start,
+                    end_time=end,
+                    artifact_uri=f"/a/{exp}/{run_id}",
+                    lifecycle_stage=stage,
+                )
+            )
             for k, value in (metrics or {}).items():
                 nan = math.isnan(value)
-                conn.execute(insert(metadata.tables["latest_metrics"]).values(
-                    run_id=run_id, key=k, step=0, timestamp=0, value=0.0 if nan else value,
-                    is_nan=nan))
+                conn.execute(
+                    insert(metadata.tables["latest_metrics"]).values(
+                        run_id=run_id, key=k, step=0, timestamp=0, value=0.0 if nan else value, is_nan=nan
+                    )
+                )
             for k, v in (params or {}).items():
-                conn.execute(insert(metadata.tables["params"]).values(
-                    run_id=run_id, key=k, value=v, experiment_id=exp, start_time=start))
+                conn.execute(
+                    insert(metadata.tables["params"]).values(
+                        run_id=run_id, key=k, value=v, experiment_id=exp, start_time=start
+                    )
+                )
             all_tags = dict(tags or {})
             if name:
                 all_tags.setdefault("mlflow.runName", name)
@@ -88,12 +129,20 @@ def corpus(engine: Engine) -> Corpus:
     return c
 
 
-def search(engine: Engine, filter_string: str | None = None, *, order_by: Sequence[str] | None = None,
-           experiment_ids: Sequence[int] = (1,), view: ViewType = ViewType.ACTIVE_ONLY,
-           max_results: int = 1000, page_token: str | None = None) -> tuple[list[str], str | None]:
+def search(
+    engine: Engine,
+    filter_string: str | None = None,
+    *,
+    order_by: Sequence[str] | None = None,
+    experiment_ids: Sequence[int] = (1,),
+    view: ViewType = ViewType.ACTIVE_ONLY,
+    max_results: int = 1000,
+    page_token: str | None = None,
+) -> tuple[list[str], str | None]:
     with Session(engine) as session:
-        return filters.search_run_ids(session, experiment_ids, filter_string, view, max_results,
-                                      order_by, page_token)
+        return filters.search_run_ids(
+            session, experiment_ids, filter_string, view, max_results, order_by, page_token
+        )
 
 
 def ids(engine: Engine, filter_string: str | None = None, **kw: Any) -> list[str]:
@@ -157,8 +206,9 @@ def test_param_and_tag_string_comparators(engine: Engine, corpus: Corpus) -> Non
         ("%c", ["a%c", "a*c", "a?c", "a[c", "a\\c", "a_c", "abc"]),
     ],
 )
-def test_like_wildcards_and_literals(engine: Engine, corpus: Corpus, pattern: str,
-                                     expected: list[str]) -> None:
+def test_like_wildcards_and_literals(
+    engine: Engine, corpus: Corpus, pattern: str, expected: list[str]
+) -> None:
     for value in ["abc", "a_c", "a%c", "a*c", "a?c", "a[c", "a\\c", "Abc-x"]:
         corpus.run(value, tags={"t": value})
     literal = pattern.replace("'", "''")
@@ -215,8 +265,7 @@ def test_metric_order_real_then_nan_then_missing(engine: Engine, corpus: Corpus)
     assert ids(engine, order_by=["metrics.m"]) == ["lo", "mid", "hi", "nan", "missing"]
 
 
-def test_param_order_missing_last_and_ties_by_start_time_then_run_id(engine: Engine,
-                                                                    corpus: Corpus) -> None:
+def test_param_order_missing_last_and_ties_by_start_time_then_run_id(engine: Engine, corpus: Corpus) -> None:
     corpus.run("b", start=10, params={"p": "x"})
     corpus.run("a", start=10, params={"p": "x"})
     corpus.run("c", start=20, params={"p": "x"})
@@ -245,14 +294,17 @@ def test_order_by_nullable_end_time_and_names(engine: Engine, corpus: Corpus) ->
 def _paging_corpus(corpus: Corpus) -> None:
     for i in range(23):
         metrics = {"m": [1.0, NAN, 2.0, -INF][i % 4]} if i % 5 else {}
-        corpus.run(f"r{i:02d}", start=100 + i // 3, metrics=metrics,
-                   params={"p": str(i % 3)} if i % 2 else {})
+        corpus.run(
+            f"r{i:02d}", start=100 + i // 3, metrics=metrics, params={"p": str(i % 3)} if i % 2 else {}
+        )
 
 
-@pytest.mark.parametrize("order_by", [None, ["metrics.m DESC"], ["params.p", "metrics.m"],
-                                      ["end_time", "run_name DESC"]])
-def test_pages_concatenate_to_the_full_result(engine: Engine, corpus: Corpus,
-                                              order_by: list[str] | None) -> None:
+@pytest.mark.parametrize(
+    "order_by", [None, ["metrics.m DESC"], ["params.p", "metrics.m"], ["end_time", "run_name DESC"]]
+)
+def test_pages_concatenate_to_the_full_result(
+    engine: Engine, corpus: Corpus, order_by: list[str] | None
+) -> None:
     _paging_corpus(corpus)
     full = ids(engine, order_by=order_by)
     assert len(full) == 23
@@ -280,17 +332,23 @@ def test_pages_stay_exact_while_runs_are_inserted(engine: Engine, corpus: Corpus
 
 @pytest.mark.parametrize("view", list(ViewType))
 @pytest.mark.parametrize("order_by", [None, ["start_time DESC"], ["attributes.start_time DESC", "run_id"]])
-def test_param_equality_driven_search_matches_the_runs_walk(engine: Engine, corpus: Corpus, view: ViewType,
-                                                             order_by: list[str] | None) -> None:
+def test_param_equality_driven_search_matches_the_runs_walk(
+    engine: Engine, corpus: Corpus, view: ViewType, order_by: list[str] | None
+) -> None:
     """``params.k = 'v'`` in the default order is read from the params index (one experiment);
     ``LIKE`` without wildcards is the same filter answered by walking the runs: same pages."""
     _paging_corpus(corpus)
     corpus.run("gone", start=105, params={"p": "1"}, stage="deleted")
     corpus.run("other", exp=2, start=104, params={"p": "1"})
     corpus.run("r-m", start=104, params={"p": "1", "q": "x"}, metrics={"m": 3.0})
-    for flt in ["params.p = '1'", "params.p = '1' and metrics.m > 0", "params.p = '1' and params.q = 'x'",
-                "params.p = '1' and params.p = '2'", "params.p = '1' and run_name != 'zz'",
-                "params.p = 'never'"]:
+    for flt in [
+        "params.p = '1'",
+        "params.p = '1' and metrics.m > 0",
+        "params.p = '1' and params.q = 'x'",
+        "params.p = '1' and params.p = '2'",
+        "params.p = '1' and run_name != 'zz'",
+        "params.p = 'never'",
+    ]:
         walked = flt.replace("params.p = '1'", "params.p LIKE '1'").replace("= 'never'", "LIKE 'never'")
         expected = ids(engine, walked, order_by=order_by, view=view)
         assert ids(engine, flt, order_by=order_by, view=view) == expected, flt
@@ -318,27 +376,40 @@ def test_param_driven_pages_stay_exact_while_runs_are_inserted(engine: Engine, c
     assert len(seen) == len(set(seen))
 
 
-@pytest.mark.parametrize(("flt", "order_by"), [
-    ("params.p = '1'", None), ("metrics.m > 0", None), (None, ["metrics.m DESC"]),
-    (None, ["metrics.m", "params.p DESC"]), ("run_id IN ('r01', 'r02')", ["metrics.m"]),
-    (None, ["params.p", "end_time"]),
-])
-def test_page_rows_carry_the_runs_columns(engine: Engine, corpus: Corpus, flt: str | None,
-                                          order_by: list[str] | None) -> None:
+@pytest.mark.parametrize(
+    ("flt", "order_by"),
+    [
+        ("params.p = '1'", None),
+        ("metrics.m > 0", None),
+        (None, ["metrics.m DESC"]),
+        (None, ["metrics.m", "params.p DESC"]),
+        ("run_id IN ('r01', 'r02')", ["metrics.m"]),
+        (None, ["params.p", "end_time"]),
+    ],
+)
+def test_page_rows_carry_the_runs_columns(
+    engine: Engine, corpus: Corpus, flt: str | None, order_by: list[str] | None
+) -> None:
     """``search_run_page`` (what ``search_runs`` loads from) = ``search_run_ids`` + each run's row."""
     from sqlalchemy import select
 
     _paging_corpus(corpus)
     runs = metadata.tables["runs"]
     with Session(engine) as session:
-        stored = {r[0]: tuple(r) for r in session.execute(
-            select(runs.c.run_id, *(runs.c[name] for name in filters.RUN_INFO_COLUMNS)))}
+        stored = {
+            r[0]: tuple(r)
+            for r in session.execute(
+                select(runs.c.run_id, *(runs.c[name] for name in filters.RUN_INFO_COLUMNS))
+            )
+        }
         token: str | None = None
         while True:
-            rows, page_token = filters.search_run_page(session, [1], flt, ViewType.ACTIVE_ONLY, 4,
-                                                       order_by, token)
-            assert (([r[0] for r in rows], page_token) ==
-                    filters.search_run_ids(session, [1], flt, ViewType.ACTIVE_ONLY, 4, order_by, token))
+            rows, page_token = filters.search_run_page(
+                session, [1], flt, ViewType.ACTIVE_ONLY, 4, order_by, token
+            )
+            assert ([r[0] for r in rows], page_token) == filters.search_run_ids(
+                session, [1], flt, ViewType.ACTIVE_ONLY, 4, order_by, token
+            )
             for row in rows:
                 assert tuple(row[: 1 + len(filters.RUN_INFO_COLUMNS)]) == stored[row[0]]
             if page_token is None:
@@ -353,10 +424,15 @@ def test_bad_page_tokens(engine: Engine, corpus: Corpus) -> None:
     with pytest.raises(InvalidParameterValue, match="different search"):
         search(engine, "metrics.m > 0", max_results=2, page_token=token)
     payload = json.loads(base64.urlsafe_b64decode(token))
-    for bad in ["!!!", "bm90IGpzb24=", base64.b64encode(b"[1,2]").decode(), "é",
-                base64.urlsafe_b64encode(json.dumps({**payload, "k": ["x"] * 3}).encode()).decode(),
-                base64.urlsafe_b64encode(json.dumps({**payload, "k": [True, 1, "a"]}).encode()).decode(),
-                base64.urlsafe_b64encode(b"[" * 100_000).decode()]:
+    for bad in [
+        "!!!",
+        "bm90IGpzb24=",
+        base64.b64encode(b"[1,2]").decode(),
+        "é",
+        base64.urlsafe_b64encode(json.dumps({**payload, "k": ["x"] * 3}).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps({**payload, "k": [True, 1, "a"]}).encode()).decode(),
+        base64.urlsafe_b64encode(b"[" * 100_000).decode(),
+    ]:
         with pytest.raises(InvalidParameterValue):
             search(engine, max_results=2, page_token=bad)
 
@@ -387,9 +463,18 @@ def test_max_results_upper_bound_is_allowed(engine: Engine, corpus: Corpus) -> N
     assert search(engine, max_results=50_000) == (["a"], None)
 
 
-@pytest.mark.parametrize("bad", ["metrics.acc > '0.5'", "params.lr = 0.1", "params.lr > '1'",
-                                 "status IN ('a')", "metrics.a > 1 OR params.b = 'c'",
-                                 "experiment_id = '1'", "end_time IS NULL"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "metrics.acc > '0.5'",
+        "params.lr = 0.1",
+        "params.lr > '1'",
+        "status IN ('a')",
+        "metrics.a > 1 OR params.b = 'c'",
+        "experiment_id = '1'",
+        "end_time IS NULL",
+    ],
+)
 def test_bad_filters_are_invalid_parameter_value(engine: Engine, bad: str) -> None:
     with pytest.raises(InvalidParameterValue, match="position"):
         search(engine, bad)
@@ -398,12 +483,16 @@ def test_bad_filters_are_invalid_parameter_value(engine: Engine, bad: str) -> No
 # -- experiments ---------------------------------------------------------------------------
 
 
-def _experiments(engine: Engine, filter_string: str | None = None, order_by: Sequence[str] | None = None,
-                 view: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-                 page_token: str | None = None) -> tuple[list[int], str | None]:
+def _experiments(
+    engine: Engine,
+    filter_string: str | None = None,
+    order_by: Sequence[str] | None = None,
+    view: ViewType = ViewType.ACTIVE_ONLY,
+    max_results: int = 1000,
+    page_token: str | None = None,
+) -> tuple[list[int], str | None]:
     with Session(engine) as session:
-        return filters.search_experiment_ids(session, view, max_results, filter_string, order_by,
-                                             page_token)
+        return filters.search_experiment_ids(session, view, max_results, filter_string, order_by, page_token)
 
 
 def test_experiment_search(engine: Engine) -> None:
@@ -445,22 +534,37 @@ def _mlflow_corpus(tmp_dir: str, seed: int) -> tuple[Any, int]:
     exp = int(client.create_experiment("diff"))
     run_ids: list[str] = []
     for i in range(120):
-        run = client.create_run(str(exp), start_time=1000 + rng.randrange(40),
-                                run_name=rng.choice(["alpha", "Alpha", "beta", "gamma run", f"r{i}"]))
+        run = client.create_run(
+            str(exp),
+            start_time=1000 + rng.randrange(40),
+            run_name=rng.choice(["alpha", "Alpha", "beta", "gamma run", f"r{i}"]),
+        )
         rid = run.info.run_id
-        metrics = [Metric(k, rng.choice([0.1, 0.5, 0.5, 0.9, -3.0, NAN, INF, -INF, 2.0]),
-                          rng.randrange(5), rng.randrange(3))
-                   for k in ("m1", "m 2") if rng.random() < 0.8]
-        params = [Param(k, rng.choice(["a", "A", "b", "0.01", "0.010", "a_b", "%x"]))
-                  for k in ("p1", "p x") if rng.random() < 0.7]
-        tags = [RunTag(k, rng.choice(["x", "X", "yes", "no", "x%y"]))
-                for k in ("t1", "team.name") if rng.random() < 0.6]
+        metrics = [
+            Metric(
+                k,
+                rng.choice([0.1, 0.5, 0.5, 0.9, -3.0, NAN, INF, -INF, 2.0]),
+                rng.randrange(5),
+                rng.randrange(3),
+            )
+            for k in ("m1", "m 2")
+            if rng.random() < 0.8
+        ]
+        params = [
+            Param(k, rng.choice(["a", "A", "b", "0.01", "0.010", "a_b", "%x"]))
+            for k in ("p1", "p x")
+            if rng.random() < 0.7
+        ]
+        tags = [
+            RunTag(k, rng.choice(["x", "X", "yes", "no", "x%y"]))
+            for k in ("t1", "team.name")
+            if rng.random() < 0.6
+        ]
         if run_ids and rng.random() < 0.2:
             tags.append(RunTag("mlflow.parentRunId", rng.choice(run_ids)))
         client.log_batch(rid, metrics=metrics, params=params, tags=tags)
         if rng.random() < 0.5:
-            client.set_terminated(rid, rng.choice(["FINISHED", "FAILED"]),
-                                  end_time=2000 + rng.randrange(10))
+            client.set_terminated(rid, rng.choice(["FINISHED", "FAILED"]), end_time=2000 + rng.randrange(10))
         if rng.random() < 0.1:
             client.delete_run(rid)
         run_ids.append(rid)
@@ -474,28 +578,63 @@ def _copy_mlflow_db(path: str, engine: Engine) -> None:
     t = metadata.tables
     with engine.begin() as conn:
         for exp_id, name, stage, ctime, utime in src.execute(
-                "SELECT experiment_id, name, lifecycle_stage, creation_time, last_update_time "
-                "FROM experiments"):
-            conn.execute(insert(t["experiments"]).values(
-                experiment_id=exp_id, name=name, artifact_location="x", lifecycle_stage=stage,
-                creation_time=ctime or 0, last_update_time=utime or 0))
-        cols = "run_uuid, experiment_id, name, user_id, status, start_time, end_time, " \
-               "artifact_uri, lifecycle_stage"
+            "SELECT experiment_id, name, lifecycle_stage, creation_time, last_update_time FROM experiments"
+        ):
+            conn.execute(
+                insert(t["experiments"]).values(
+                    experiment_id=exp_id,
+                    name=name,
+                    artifact_location="x",
+                    lifecycle_stage=stage,
+                    creation_time=ctime or 0,
+                    last_update_time=utime or 0,
+                )
+            )
+        cols = (
+            "run_uuid, experiment_id, name, user_id, status, start_time, end_time, "
+            "artifact_uri, lifecycle_stage"
+        )
         for row in src.execute(f"SELECT {cols} FROM runs"):
-            conn.execute(insert(t["runs"]).values(dict(zip(
-                ["run_id", "experiment_id", "run_name", "user_id", "status", "start_time",
-                 "end_time", "artifact_uri", "lifecycle_stage"], row, strict=True))))
-        rows = [{"run_id": r, "key": k, "value": v, "experiment_id": e, "start_time": s}
-                for r, k, v, e, s in src.execute(
-                    "SELECT p.run_uuid, p.key, p.value, r.experiment_id, r.start_time "
-                    "FROM params p JOIN runs r ON r.run_uuid = p.run_uuid")]
+            conn.execute(
+                insert(t["runs"]).values(
+                    dict(
+                        zip(
+                            [
+                                "run_id",
+                                "experiment_id",
+                                "run_name",
+                                "user_id",
+                                "status",
+                                "start_time",
+                                "end_time",
+                                "artifact_uri",
+                                "lifecycle_stage",
+                            ],
+                            row,
+                            strict=True,
+                        )
+                    )
+                )
+            )
+        rows = [
+            {"run_id": r, "key": k, "value": v, "experiment_id": e, "start_time": s}
+            for r, k, v, e, s in src.execute(
+                "SELECT p.run_uuid, p.key, p.value, r.experiment_id, r.start_time "
+                "FROM params p JOIN runs r ON r.run_uuid = p.run_uuid"
+            )
+        ]
         conn.execute(insert(t["params"]), rows)
-        rows = [{"run_id": r, "key": k, "value": v}
-                for r, k, v in src.execute("SELECT run_uuid, key, value FROM tags")]
+        rows = [
+            {"run_id": r, "key": k, "value": v}
+            for r, k, v in src.execute("SELECT run_uuid, key, value FROM tags")
+        ]
         conn.execute(insert(t["run_tags"]), rows)
-        rows = [{"run_id": r, "key": k, "value": v, "step": s, "timestamp": ts, "is_nan": bool(n)}
-                for r, k, v, s, ts, n in src.execute(
-                    "SELECT run_uuid, key, value, step, timestamp, is_nan FROM latest_metrics")]
+        rows = [
+            {"run_id": r, "key": k, "value": v, "step": s, "timestamp": ts, "is_nan": bool(n)}
+            for r, k, v, s, ts, n in src.execute(
+                "SELECT run_uuid, key, value, step, timestamp, is_nan FROM latest_metrics"
+            )
+        ]
         conn.execute(insert(t["latest_metrics"]), rows)
     src.close()
 
@@ -505,19 +644,53 @@ def _random_queries(seed: int, n: int) -> list[tuple[str, list[str]]]:
 
     rng = random.Random(seed)
     clauses = [
-        "metrics.m1 > 0.4", "metrics.m1 != 0.5", "metrics.`m 2` <= 0.5", "metrics.m1 = 0.5",
-        "metrics.`m 2` >= -1e999", "metrics.m1 < 1e300", "metric.m1 != -3",
-        "params.p1 = 'a'", "params.p1 != 'a'", "params.p1 LIKE 'a%'", "params.p1 ILIKE 'a%'",
-        "params.`p x` = '0.01'", "params.p1 IS NULL", "params.`p x` IS NOT NULL",
-        "params.p1 LIKE '%\\_%'", "params.p1 LIKE '\\%%'", "tags.t1 = 'x'", "tags.t1 ILIKE 'X'",
-        "tags.`team.name` LIKE '%y%'", "tags.t1 IS NULL", "tags.`mlflow.parentRunId` IS NOT NULL",
-        "attributes.status = 'FAILED'", "status != 'RUNNING'", "`Run name` LIKE 'a%'",
-        "run_name ILIKE 'A%'", "attributes.run_name = 'gamma run'", "start_time > 1020",
-        "created <= 1010", "end_time > 2004", "end_time != 2003", "attr.start_time = 1005",
+        "metrics.m1 > 0.4",
+        "metrics.m1 != 0.5",
+        "metrics.`m 2` <= 0.5",
+        "metrics.m1 = 0.5",
+        "metrics.`m 2` >= -1e999",
+        "metrics.m1 < 1e300",
+        "metric.m1 != -3",
+        "params.p1 = 'a'",
+        "params.p1 != 'a'",
+        "params.p1 LIKE 'a%'",
+        "params.p1 ILIKE 'a%'",
+        "params.`p x` = '0.01'",
+        "params.p1 IS NULL",
+        "params.`p x` IS NOT NULL",
+        "params.p1 LIKE '%\\_%'",
+        "params.p1 LIKE '\\%%'",
+        "tags.t1 = 'x'",
+        "tags.t1 ILIKE 'X'",
+        "tags.`team.name` LIKE '%y%'",
+        "tags.t1 IS NULL",
+        "tags.`mlflow.parentRunId` IS NOT NULL",
+        "attributes.status = 'FAILED'",
+        "status != 'RUNNING'",
+        "`Run name` LIKE 'a%'",
+        "run_name ILIKE 'A%'",
+        "attributes.run_name = 'gamma run'",
+        "start_time > 1020",
+        "created <= 1010",
+        "end_time > 2004",
+        "end_time != 2003",
+        "attr.start_time = 1005",
     ]
-    orders = ["metrics.m1 DESC", "metrics.m1", "metrics.`m 2` ASC", "params.p1", "params.`p x` DESC",
-              "tags.t1 DESC", "tags.t1", "start_time ASC", "end_time", "end_time DESC", "run_name",
-              "status DESC", "created"]
+    orders = [
+        "metrics.m1 DESC",
+        "metrics.m1",
+        "metrics.`m 2` ASC",
+        "params.p1",
+        "params.`p x` DESC",
+        "tags.t1 DESC",
+        "tags.t1",
+        "start_time ASC",
+        "end_time",
+        "end_time DESC",
+        "run_name",
+        "status DESC",
+        "created",
+    ]
     queries: list[tuple[str, list[str]]] = []
     for _ in range(n):
         flt = " AND ".join(rng.sample(clauses, rng.choice([0, 1, 1, 2, 3])))
@@ -534,13 +707,18 @@ def test_same_results_as_mlflow(engine: Engine, tmp_path: Any) -> None:
     checked = 0
     for i, (flt, order_by) in enumerate(_random_queries(seed=5, n=250)):
         view = [ViewType.ACTIVE_ONLY, ViewType.ALL, ViewType.DELETED_ONLY][i % 3]
-        expected = [r.info.run_id for r in client.search_runs(
-            [str(exp)], flt, run_view_type=int(view), max_results=1000,
-            order_by=order_by)]
+        expected = [
+            r.info.run_id
+            for r in client.search_runs(
+                [str(exp)], flt, run_view_type=int(view), max_results=1000, order_by=order_by
+            )
+        ]
         got = ids(engine, flt, order_by=order_by, experiment_ids=[exp], view=view)
         assert got == expected, (flt, order_by, view)
         if i % 10 == 0:  # and paging reproduces the same sequence
-            assert all_pages(engine, 7, filter_string=flt, order_by=order_by,
-                             experiment_ids=[exp], view=view) == expected
+            assert (
+                all_pages(engine, 7, filter_string=flt, order_by=order_by, experiment_ids=[exp], view=view)
+                == expected
+            )
         checked += 1
     assert checked > 200

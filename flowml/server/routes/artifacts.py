@@ -1,25 +1,38 @@
 """Run artifact listing (REST 2.0) and the artifact proxy (``/api/2.0/mlflow-artifacts``).
 
 Every path goes through :mod:`flowml.artifacts`' path checks before storage is touched, so
-nothing outside the artifact root can be read, written or deleted. Downloads are streamed as
+nothing outside the artifact root can be read, written or deleted; a run's artifacts are listed
+only when they live in the server's own store (:func:`run_artifacts_in_store`), never wherever
+its experiment's ``artifact_location`` points. Downloads are streamed as
 attachments with ``X-Content-Type-Options: nosniff``; uploads are streamed to a spooled temp file.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from flowml.artifacts import ArtifactRepository, get_artifact_repository, normalize_artifact_path
+from flowml.artifacts import (
+    ArtifactRepository,
+    LocalArtifactRepository,
+    S3ArtifactRepository,
+    normalize_artifact_path,
+)
+from flowml.artifacts.base import is_within
 from flowml.artifacts.http import proxy_path
-from flowml.server.deps import ArtifactsDep, BackendDep, SettingsDep
+from flowml.artifacts.local import local_path_from_uri
+from flowml.artifacts.s3 import parse_s3_uri
+from flowml.exceptions import InvalidParameterValue
+from flowml.server.deps import ArtifactsDep, BackendDep
 from flowml.server.schemas import require_run_id
 from flowml.server.wire import file_info_json
 
@@ -41,27 +54,51 @@ def attachment_headers(filename: str) -> dict[str, str]:
     }
 
 
-def _run_repo(artifact_uri: str, proxy: ArtifactRepository, settings: Any) -> tuple[ArtifactRepository, str]:
-    """The repository that holds a run's artifacts and the run root's path inside it."""
+def _is_local_uri(uri: str) -> bool:
+    scheme = urllib.parse.urlsplit(uri).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # one letter: a Windows drive
+
+
+def run_artifacts_in_store(artifact_uri: str, store: ArtifactRepository) -> str:
+    """The path of a run's artifact directory inside the server's artifact store ``store``.
+
+    Raises :class:`InvalidParameterValue` when the run's artifacts are stored anywhere else.
+    """
     if artifact_uri.startswith(PROXY_SCHEME):
-        return proxy, proxy_path(artifact_uri)
-    return get_artifact_repository(artifact_uri, s3_endpoint_url=settings.s3_endpoint_url), ""
+        return proxy_path(artifact_uri)
+    rel: str | None = None
+    if isinstance(store, S3ArtifactRepository) and artifact_uri.startswith("s3://"):
+        bucket, prefix = parse_s3_uri(artifact_uri)
+        if bucket == store.bucket and (not store.prefix or prefix == store.prefix):
+            rel = "" if prefix == store.prefix else prefix
+        elif bucket == store.bucket and prefix.startswith(store.prefix + "/"):
+            rel = prefix[len(store.prefix) + 1 :]
+    elif isinstance(store, LocalArtifactRepository) and _is_local_uri(artifact_uri):
+        root = os.path.realpath(store.root_path)
+        target = os.path.realpath(local_path_from_uri(artifact_uri))
+        if is_within(root, target):
+            rel = Path(target).relative_to(root).as_posix() if target != root else ""
+    if rel is None:
+        raise InvalidParameterValue(
+            f"This run's artifacts are stored at {artifact_uri!r}, outside this server's artifact store: "
+            "the server only serves artifacts it stores. Download them with the client instead."
+        )
+    return normalize_artifact_path(rel)
 
 
 @router.get("/artifacts/list")
 def list_run_artifacts(
     backend: BackendDep,
     artifacts: ArtifactsDep,
-    settings: SettingsDep,
     run_id: str | None = None,
     run_uuid: str | None = None,
     path: str | None = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
     run = backend.get_run(require_run_id(run_id, run_uuid))
-    repo, base = _run_repo(run.info.artifact_uri, artifacts, settings)
+    base = run_artifacts_in_store(run.info.artifact_uri, artifacts)
     rel = normalize_artifact_path(path)
-    files = repo.list_artifacts(posixpath.join(base, rel) if base else rel or None)
+    files = artifacts.list_artifacts(posixpath.join(base, rel) if base and rel else base or rel or None)
     out = []
     for info in files:
         run_relative = info.path[len(base) + 1 :] if base else info.path

@@ -16,10 +16,7 @@ turn the server into a reader of any file or bucket it can reach.
 
 from __future__ import annotations
 
-import os
 import posixpath
-import urllib.parse
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -28,19 +25,13 @@ from sqlalchemy import select
 
 from flowml.artifacts import (
     ArtifactRepository,
-    LocalArtifactRepository,
-    S3ArtifactRepository,
     normalize_artifact_path,
 )
-from flowml.artifacts.base import is_within
-from flowml.artifacts.http import proxy_path
-from flowml.artifacts.local import local_path_from_uri
-from flowml.artifacts.s3 import parse_s3_uri
 from flowml.artifacts.zipstream import archive_name, zip_chunks
 from flowml.client.local import SqlBackend
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from flowml.server.deps import ArtifactsDep, BackendDep
-from flowml.server.routes.artifacts import PROXY_SCHEME, attachment_headers
+from flowml.server.routes.artifacts import attachment_headers, run_artifacts_in_store
 from flowml.server.wire import fast_json
 from flowml.ui.downsample import downsample
 
@@ -110,38 +101,6 @@ def _history(
         [r[1] for r in rows],
         [nan if r[3] else float(r[2]) for r in rows],
     )
-
-
-def _is_local_uri(uri: str) -> bool:
-    scheme = urllib.parse.urlsplit(uri).scheme
-    return scheme in ("", "file") or len(scheme) == 1  # one letter: a Windows drive
-
-
-def run_artifacts_in_store(artifact_uri: str, store: ArtifactRepository) -> str:
-    """The path of a run's artifact directory inside the server's artifact store ``store``.
-
-    Raises :class:`InvalidParameterValue` when the run's artifacts are stored anywhere else.
-    """
-    if artifact_uri.startswith(PROXY_SCHEME):
-        return proxy_path(artifact_uri)
-    rel: str | None = None
-    if isinstance(store, S3ArtifactRepository) and artifact_uri.startswith("s3://"):
-        bucket, prefix = parse_s3_uri(artifact_uri)
-        if bucket == store.bucket and (not store.prefix or prefix == store.prefix):
-            rel = "" if prefix == store.prefix else prefix
-        elif bucket == store.bucket and prefix.startswith(store.prefix + "/"):
-            rel = prefix[len(store.prefix) + 1 :]
-    elif isinstance(store, LocalArtifactRepository) and _is_local_uri(artifact_uri):
-        root = os.path.realpath(store.root_path)
-        target = os.path.realpath(local_path_from_uri(artifact_uri))
-        if is_within(root, target):
-            rel = Path(target).relative_to(root).as_posix() if target != root else ""
-    if rel is None:
-        raise InvalidParameterValue(
-            f"This run's artifacts are stored at {artifact_uri!r}, outside this server's artifact store: "
-            "the server only serves artifacts it stores. Download them with the client instead."
-        )
-    return normalize_artifact_path(rel)
 
 
 def _in_store(backend: SqlBackend, artifacts: ArtifactRepository, run_id: str, rel: str) -> tuple[str, str]:
