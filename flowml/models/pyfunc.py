@@ -17,13 +17,21 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flowml.exceptions import FlowmlError, InvalidParameterValue
 from flowml.models.enforce import enforce_params, enforce_schema
-from flowml.models.integrity import check_deserialization_allowed, verify_model_dir
+from flowml.models.integrity import verify_model_dir
 from flowml.models.mlmodel import Model, ModelInfo
+from flowml.models.python_model import (
+    PYTHON_MODEL_FILE,
+    PythonModel,
+    PythonModelContext,
+    _call_predict,
+    _load_python_model,
+    _PythonModelWrapper,
+)
 from flowml.models.save import (
     copy_code_paths,
     finish_model_dir,
@@ -51,7 +59,6 @@ _log = logging.getLogger(__name__)
 FLAVOR_NAME = "python_function"
 #: What MLflow writes for custom Python models; flowml writes the same for interop.
 PYFUNC_LOADER = "mlflow.pyfunc.model"
-PYTHON_MODEL_FILE = "python_model.pkl"
 
 #: MLflow loader modules (and flowml's own names) -> the flowml module that implements ``_load_pyfunc``.
 LOADER_MODULES: dict[str, str] = {
@@ -62,73 +69,6 @@ LOADER_MODULES: dict[str, str] = {
     "flowml.models.flavors.sklearn": "flowml.models.flavors.sklearn",
     "flowml.models.flavors.xgboost": "flowml.models.flavors.xgboost",
 }
-
-
-class PythonModelContext:
-    """What ``load_context``/``predict`` get: ``artifacts`` (name → local path) and ``model_config``."""
-
-    def __init__(
-        self, artifacts: Mapping[str, str] | None = None, model_config: Mapping[str, Any] | None = None
-    ):
-        self._artifacts = dict(artifacts or {})
-        self._model_config = dict(model_config or {})
-
-    @property
-    def artifacts(self) -> dict[str, str]:
-        return self._artifacts
-
-    @property
-    def model_config(self) -> dict[str, Any]:
-        return self._model_config
-
-
-class _NoTypeHints:
-    """MLflow's pyfunc wrapper reads ``predict_type_hints``; flowml models declare none."""
-
-    input = None
-    output = None
-
-
-class PythonModel:
-    """Subclass and implement ``predict(self, context, model_input, params=None)``.
-
-    Since MLflow 2.20 ``predict(self, model_input, params=None)`` (no context) is accepted as well.
-    ``load_context(self, context)`` runs once when the model is loaded.
-    """
-
-    def load_context(self, context: PythonModelContext) -> None:
-        """Load artifacts (``context.artifacts``) once, at load time."""
-
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError("PythonModel subclasses must implement predict()")
-
-    @property
-    def predict_type_hints(self) -> Any:
-        return _NoTypeHints()
-
-
-def _call_predict(
-    python_model: Any, context: PythonModelContext, data: Any, params: dict[str, Any] | None
-) -> Any:
-    parameters = inspect.signature(python_model.predict).parameters
-    kwargs = {"params": params} if "params" in parameters else {}
-    # MLflow's rule: ``context`` by name, or exactly two arguments besides self/params
-    with_context = "context" in parameters or len([p for p in parameters if p not in ("self", "params")]) == 2
-    if with_context:
-        return python_model.predict(context, data, **kwargs)
-    return python_model.predict(data, **kwargs)
-
-
-class _PythonModelWrapper:
-    def __init__(self, python_model: Any, context: PythonModelContext) -> None:
-        self.python_model = python_model
-        self.context = context
-
-    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        return _call_predict(self.python_model, self.context, data, params)
-
-    def get_raw_model(self) -> Any:
-        return self.python_model
 
 
 class PyFuncModel:
@@ -263,27 +203,6 @@ def validate_serving_input(model_uri: str | os.PathLike[str], serving_input: Any
 def get_model_info(model_uri: str) -> Model:
     """The ``MLmodel`` metadata of ``model_uri`` (integrity-checked; nothing is deserialised)."""
     return load_verified(model_uri)[1]
-
-
-def _load_python_model(path: str, conf: Mapping[str, Any]) -> Any:
-    check_deserialization_allowed("a custom python model (cloudpickle)")
-    import cloudpickle
-
-    pickle_path = os.path.join(path, conf.get("python_model", PYTHON_MODEL_FILE))
-    compression = conf.get("python_model_compression")
-    if compression:
-        import bz2
-        import gzip
-        import lzma
-
-        openers: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "lzma": lzma.open, "bz2": bz2.open}
-        opener = openers.get(str(compression))
-        if opener is None:
-            raise InvalidParameterValue(f"Unsupported python_model_compression {compression!r}")
-        with opener(pickle_path, "rb") as fh:
-            return cloudpickle.load(fh)
-    with open(pickle_path, "rb") as fh:
-        return cloudpickle.load(fh)
 
 
 def _load_pyfunc(model_path: str, model_config: Mapping[str, Any] | None = None) -> _PythonModelWrapper:
