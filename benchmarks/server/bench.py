@@ -187,7 +187,13 @@ def run_store(store: str, args: argparse.Namespace) -> Iterator[dict[str, object
                 for impl in order:
                     target = targets[impl]
                     results[impl].append(
-                        wrk(target.url, script, connections, args.seconds, target.env[workload])
+                        wrk(
+                            target.url,
+                            script,
+                            connections,
+                            args.seconds,
+                            {**target.env[workload], "REP": str(rep)},
+                        )
                     )
             for impl in args.impl:
                 yield {

@@ -1,11 +1,13 @@
 -- POST runs/log-batch with 100 distinct metric points per request (10 keys x 10 steps).
+-- REP (the repetition's number) keeps every repetition's points new: one never re-sends another's.
 local run_id = os.getenv("RUN_ID")
+local rep = tonumber(os.getenv("REP") or "0")
 local counter = 0
 local thread_id = 0
 setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
 request = function()
   counter = counter + 1
-  local base = (tid * 100000000) + counter * 10
+  local base = (rep * 1000000000) + (tid * 100000000) + counter * 10
   local parts = {}
   for k = 0, 9 do
     for s = 0, 9 do
