@@ -6,10 +6,8 @@ are local directories, ``s3://bucket/prefix`` is S3 (boto3 is imported only when
 
 from __future__ import annotations
 
-import re
-
 from flowml.artifacts.base import ArtifactRecord, ArtifactRepository, normalize_artifact_path
-from flowml.artifacts.local import LocalArtifactRepository
+from flowml.artifacts.local import LocalArtifactRepository, is_local_uri, uri_scheme
 from flowml.artifacts.s3 import S3ArtifactRepository
 from flowml.exceptions import InvalidParameterValue
 
@@ -22,8 +20,6 @@ __all__ = [
     "normalize_artifact_path",
 ]
 
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
-
 
 def get_artifact_repository(uri: str, *, s3_endpoint_url: str | None = None) -> ArtifactRepository:
     """The repository for ``uri``: ``s3://`` → S3, ``file:`` or a plain path → local directory.
@@ -33,11 +29,9 @@ def get_artifact_repository(uri: str, *, s3_endpoint_url: str | None = None) -> 
     """
     if not isinstance(uri, str) or not uri:
         raise InvalidParameterValue("Artifact URI must be a non-empty string")
-    match = _SCHEME_RE.match(uri)
-    scheme = match.group(1).lower() if match else ""
-    # A one-letter "scheme" is a Windows drive (C:\...), never a URI; treat it as a path.
+    if is_local_uri(uri):
+        return LocalArtifactRepository(uri)
+    scheme = uri_scheme(uri)
     if scheme == "s3":
         return S3ArtifactRepository(uri, endpoint_url=s3_endpoint_url)
-    if scheme in ("", "file") or len(scheme) == 1:
-        return LocalArtifactRepository(uri)
     raise InvalidParameterValue(f"Unsupported artifact URI scheme {scheme!r} in {uri!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -24,9 +25,25 @@ from flowml.artifacts.base import (
 from flowml.entities import FileInfo
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 
-__all__ = ["LocalArtifactRepository", "local_path_from_uri"]
+__all__ = ["LocalArtifactRepository", "is_local_uri", "local_path_from_uri", "uri_scheme"]
 
 logger = logging.getLogger(__name__)
+
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def uri_scheme(uri: str) -> str:
+    """``uri``'s scheme, lower-cased ("" for a plain path)."""
+    match = _SCHEME_RE.match(uri)
+    return match.group(1).lower() if match else ""
+
+
+def is_local_uri(uri: str) -> bool:
+    """A plain path or a ``file:`` URI: a local directory. A one-letter "scheme" is a Windows drive
+    (``C:\\...``), never a URI."""
+    scheme = uri_scheme(uri)
+    return scheme in ("", "file") or len(scheme) == 1
 
 
 def local_path_from_uri(uri: str) -> str:

@@ -282,7 +282,9 @@ def _insert_params(session: Session, rows: list[dict[str, str]]) -> None:
     )
 
 
-_METRIC_COLUMNS = 'metrics (run_id, "key", step, "timestamp", "value", is_nan)'
+# A point's columns, the same in ``metrics`` and ``latest_metrics`` (the order of ``_Row``).
+_POINT_COLUMNS = '(run_id, "key", step, "timestamp", "value", is_nan)'
+_METRIC_COLUMNS = f"metrics {_POINT_COLUMNS}"
 
 
 def _insert_metric_rows(session: Session, rows: list[_Row]) -> None:
@@ -358,7 +360,7 @@ _LATEST_UPSERT = (
     'WHERE (excluded.step, excluded."timestamp", excluded."value") > '
     '(latest_metrics.step, latest_metrics."timestamp", latest_metrics."value")'
 )
-_LATEST_COLUMNS = 'latest_metrics (run_id, "key", step, "timestamp", "value", is_nan)'
+_LATEST_COLUMNS = f"latest_metrics {_POINT_COLUMNS}"
 
 
 def _upsert_latest(session: Session, latest: dict[str, dict[str, _Point]]) -> None:

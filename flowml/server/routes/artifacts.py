@@ -29,7 +29,7 @@ from flowml.artifacts import (
 )
 from flowml.artifacts.base import is_within
 from flowml.artifacts.http import proxy_path
-from flowml.artifacts.local import local_path_from_uri
+from flowml.artifacts.local import is_local_uri, local_path_from_uri
 from flowml.artifacts.s3 import parse_s3_uri
 from flowml.exceptions import InvalidParameterValue
 from flowml.server.deps import ArtifactsDep, BackendDep
@@ -54,11 +54,6 @@ def attachment_headers(filename: str) -> dict[str, str]:
     }
 
 
-def _is_local_uri(uri: str) -> bool:
-    scheme = urllib.parse.urlsplit(uri).scheme
-    return scheme in ("", "file") or len(scheme) == 1  # one letter: a Windows drive
-
-
 def run_artifacts_in_store(artifact_uri: str, store: ArtifactRepository) -> str:
     """The path of a run's artifact directory inside the server's artifact store ``store``.
 
@@ -73,7 +68,7 @@ def run_artifacts_in_store(artifact_uri: str, store: ArtifactRepository) -> str:
             rel = "" if prefix == store.prefix else prefix
         elif bucket == store.bucket and prefix.startswith(store.prefix + "/"):
             rel = prefix[len(store.prefix) + 1 :]
-    elif isinstance(store, LocalArtifactRepository) and _is_local_uri(artifact_uri):
+    elif isinstance(store, LocalArtifactRepository) and is_local_uri(artifact_uri):
         root = os.path.realpath(store.root_path)
         target = os.path.realpath(local_path_from_uri(artifact_uri))
         if is_within(root, target):
@@ -86,6 +81,12 @@ def run_artifacts_in_store(artifact_uri: str, store: ArtifactRepository) -> str:
     return normalize_artifact_path(rel)
 
 
+def run_path_in_store(artifact_uri: str, store: ArtifactRepository, rel: str) -> tuple[str, str]:
+    """The run's artifact root in the server's store and ``rel`` (already normalised) below it."""
+    base = run_artifacts_in_store(artifact_uri, store)
+    return base, posixpath.join(base, rel) if base and rel else base or rel
+
+
 @router.get("/artifacts/list")
 def list_run_artifacts(
     backend: BackendDep,
@@ -96,9 +97,8 @@ def list_run_artifacts(
     page_token: str | None = None,
 ) -> dict[str, Any]:
     run = backend.get_run(require_run_id(run_id, run_uuid))
-    base = run_artifacts_in_store(run.info.artifact_uri, artifacts)
-    rel = normalize_artifact_path(path)
-    files = artifacts.list_artifacts(posixpath.join(base, rel) if base and rel else base or rel or None)
+    base, full = run_path_in_store(run.info.artifact_uri, artifacts, normalize_artifact_path(path))
+    files = artifacts.list_artifacts(full or None)
     out = []
     for info in files:
         run_relative = info.path[len(base) + 1 :] if base else info.path

@@ -31,7 +31,7 @@ from flowml.artifacts.zipstream import archive_name, zip_chunks
 from flowml.client.local import SqlBackend
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from flowml.server.deps import ArtifactsDep, BackendDep
-from flowml.server.routes.artifacts import attachment_headers, run_artifacts_in_store
+from flowml.server.routes.artifacts import attachment_headers, run_path_in_store
 from flowml.server.wire import fast_json
 from flowml.ui.downsample import downsample
 
@@ -105,8 +105,7 @@ def _history(
 
 def _in_store(backend: SqlBackend, artifacts: ArtifactRepository, run_id: str, rel: str) -> tuple[str, str]:
     """The run's artifact root in the server's store, and its (already normalised) ``rel`` there."""
-    base = run_artifacts_in_store(backend.get_run(run_id).info.artifact_uri, artifacts)
-    return base, posixpath.join(base, rel) if base and rel else base or rel
+    return run_path_in_store(backend.get_run(run_id).info.artifact_uri, artifacts, rel)
 
 
 @router.get("/runs/artifacts/file")
