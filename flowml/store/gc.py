@@ -28,7 +28,7 @@ from flowml.entities_registry import STAGE_DELETED_INTERNAL, RegistryEventType
 from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceDoesNotExist
 from flowml.store.deploy_tables import DeploymentRow
 from flowml.store.registry_tables import ModelVersionRow, RegisteredModelRow, RegistryEventRow
-from flowml.store.tables import ExperimentRow, LoggedModelRow, RunRow, table_of
+from flowml.store.tables import ExperimentRow, LoggedModelRow, MetricRow, RunRow, table_of
 
 __all__ = [
     "LIVE_DEPLOYMENT_STATUSES",
@@ -53,6 +53,7 @@ _CHUNK = 500  # ids per IN (...) list
 _R = table_of(RunRow)
 _E = table_of(ExperimentRow)
 _M = table_of(LoggedModelRow)
+_MET = table_of(MetricRow)
 _V = table_of(ModelVersionRow)
 _RM = table_of(RegisteredModelRow)
 _EV = table_of(RegistryEventRow)
@@ -342,12 +343,18 @@ def model_collectable(session: Session, model_id: str) -> bool:
 def hard_delete(
     session: Session, *, run_ids: Sequence[str], model_ids: Sequence[str], experiment_ids: Sequence[str]
 ) -> dict[str, int]:
-    """Delete the rows of deleted runs and logged models (their child rows cascade), then of the
-    deleted experiments that are left empty. Rows that are no longer deleted are left alone."""
+    """Delete the rows of deleted runs and logged models (their child rows cascade, but for metrics
+    on PostgreSQL, deleted here after their runs: see ``MetricRow``), then of the deleted experiments
+    that are left empty. Rows that are no longer deleted are left alone."""
     counts = {"runs": 0, "logged_models": 0, "experiments": 0}
     for chunk in _chunks(list(run_ids)):
         result = session.execute(delete(_R).where(_R.c.run_id.in_(chunk), _R.c.lifecycle_stage == _DELETED))
         counts["runs"] += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        # After the runs' rows: a log-batch still writing to one holds it (FOR KEY SHARE), so the
+        # delete above waited for it to commit, and this statement sees its points.
+        session.execute(
+            delete(_MET).where(_MET.c.run_id.in_(chunk), ~exists().where(_R.c.run_id == _MET.c.run_id))
+        )
     for chunk in _chunks(list(model_ids)):
         result = session.execute(delete(_M).where(_M.c.model_id.in_(chunk)))
         counts["logged_models"] += int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -158,11 +158,15 @@ def prepare_points(
 
 
 def _run_stages(session: Session, run_ids: set[str]) -> dict[str, str]:
+    """Each run's lifecycle stage. On PostgreSQL the rows are locked ``FOR KEY SHARE`` until the
+    group commits: ``metrics`` has no foreign key there (see ``MetricRow``), and this lock is what
+    keeps a concurrent hard delete of the run from leaving its new points behind (the delete waits
+    for this transaction, then deletes the run's metrics too). SQLite has a single writer."""
     marks = ", ".join("?" * len(run_ids))
-    rows = _driver_sql(
-        session, f"SELECT run_id, lifecycle_stage FROM runs WHERE run_id IN ({marks})", tuple(run_ids)
-    )
-    return {run_id: stage for run_id, stage in rows}
+    sql = f"SELECT run_id, lifecycle_stage FROM runs WHERE run_id IN ({marks})"
+    if session.get_bind().dialect.name == "postgresql":
+        sql += " ORDER BY run_id FOR KEY SHARE"
+    return {run_id: stage for run_id, stage in _driver_sql(session, sql, tuple(sorted(run_ids)))}
 
 
 def _check_stage(run_id: str, stage: str | None) -> None:

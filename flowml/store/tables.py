@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -154,16 +155,24 @@ class ParamRow(SQLModel, table=True):
 
 
 class MetricRow(SQLModel, table=True):
-    """Every logged point; an identical point logged twice is kept once (it is the primary key)."""
+    """Every logged point; an identical point logged twice is kept once (it is the primary key).
+
+    On PostgreSQL the table has no foreign key to ``runs``: its per-row trigger (a locking lookup of
+    the run for every point) was a third of a log-batch's database time. The write path takes that
+    lock once per run and group instead (``run_data._run_stages``: ``FOR KEY SHARE``), and the one
+    hard delete of runs (``gc.hard_delete``) deletes their metrics itself. SQLite keeps the key: its
+    check is cheap there, and dropping it would mean rebuilding the table.
+    """
 
     __tablename__ = "metrics"
     __table_args__ = (
         PrimaryKeyConstraint("run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"),
+        ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete=_CASCADE).ddl_if(dialect="sqlite"),
         # The primary key holds every column: on SQLite keep the rows in it (written once, not twice).
         {"sqlite_with_rowid": False},
     )
 
-    run_id: str = Field(sa_column=_run_fk())
+    run_id: str = Field(sa_column=Column("run_id", String(32), nullable=False))
     key: str = Field(sa_column=Column(String(250), nullable=False))
     step: int = Field(sa_column=Column(BigInteger, nullable=False))
     timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -122,6 +122,8 @@ def test_delete_rows_removes_unprotected_rows_only_and_a_rerun_is_a_no_op(
     assert not exists("plain") and not exists("in_deleted_exp")
     assert exists("registered") and exists("deployed") and exists("recent") and exists("active")
     assert row_count(flowml_env, "metrics", "run_id = :r", r=s.runs["plain"]) == 0
+    assert row_count(flowml_env, "metrics", "run_id = :r", r=s.runs["in_deleted_exp"]) == 0
+    assert row_count(flowml_env, "metrics", "run_id = :r", r=s.runs["recent"]) == 1
     assert row_count(flowml_env, "artifact_files", "run_id = :r", r=s.runs["plain"]) == 0
     assert row_count(flowml_env, "logged_models", "model_id = :m", m=s.models["lm_deleted"].model_id) == 0
     assert row_count(flowml_env, "logged_models", "model_id = :m", m=s.models["lm_registered"].model_id) == 1
