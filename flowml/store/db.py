@@ -4,7 +4,9 @@
   every write transaction so concurrent writers queue on the busy timeout instead of failing with
   "database is locked" (a deferred transaction that upgrades to a write cannot wait).
 * PostgreSQL (``postgresql+psycopg://``): plain READ COMMITTED; deadlocks and serialization
-  failures are retried.
+  failures are retried. A pooled connection is pinged before use only after being idle for a
+  while (a ping is a round trip, and a busy server's next transaction follows the last within
+  milliseconds); a write that finds its connection dead before committing is retried on a new one.
 * Schema: a new database is created at the migration head under a file/advisory lock; a database
   at an older revision is refused with a pointer to ``flowml db upgrade``.
 """
@@ -23,7 +25,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -40,6 +42,8 @@ HEAD_REVISION = "0005_metrics_without_run_fk"
 T = TypeVar("T")
 
 _RETRYABLE_PG_CODES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+#: PostgreSQL: a pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 1.0
 
 
 def normalize_db_uri(uri: str) -> str:
@@ -104,7 +108,9 @@ class Database:
             )
             _configure_sqlite(engine, self._busy_timeout_ms)
             return engine
-        return create_engine(self.uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = create_engine(self.uri, pool_size=5, max_overflow=10)
+        _ping_when_idle(engine, PING_AFTER_IDLE_S)
+        return engine
 
     def pool_status(self) -> dict[str, int] | None:
         """Connections of this process's pool (``size``, ``checked_out``, ``checked_in``, ``overflow``).
@@ -143,17 +149,18 @@ class Database:
             yield session
 
     def write(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn(session)`` in one write transaction, retrying lock timeouts and deadlocks."""
+        """Run ``fn(session)`` in one write transaction, retrying lock timeouts and deadlocks, and
+        a connection found dead before the commit was sent (after it, the outcome is unknown)."""
         delay = 0.01
         for attempt in range(self._max_retries + 1):
+            committing = False
             try:
-                if self._write_lock is None:
-                    with self._write_once() as session:
-                        return fn(session)
-                with self._write_lock, self._write_once() as session:
-                    return fn(session)
+                with self._write_lock or contextlib.nullcontext(), self._write_once() as session:
+                    result = fn(session)
+                    committing = True
+                return result
             except DBAPIError as exc:
-                if not _is_retryable(exc):
+                if not (_is_retryable(exc) or (exc.connection_invalidated and not committing)):
                     raise
                 if attempt == self._max_retries:
                     raise TemporarilyUnavailable(
@@ -163,6 +170,27 @@ class Database:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, but only for connections idle longer than ``idle_s``: one
+    checked in a moment ago is handed out as is. A failed ping makes the pool replace it."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        record.info["flowml_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        since = record.info.get("flowml_idle_since")
+        if since is None or time.monotonic() - since < idle_s:  # new, or busy moments ago
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # any failure means a new connection
+            raise DisconnectionError(f"ping failed: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("ping failed")
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

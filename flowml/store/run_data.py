@@ -15,14 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from flowml.entities import LifecycleStage, Metric, PagedList, Param, RunTag
 from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceDoesNotExist
+from flowml.store import _pg_batch
 from flowml.store.tables import (
     ArtifactFileRow,
     LatestMetricRow,
@@ -157,16 +156,14 @@ def prepare_points(
     return PreparedBatch(run_id, metric_rows, latest, wanted, tag_values)
 
 
-def _run_stages(session: Session, run_ids: set[str]) -> dict[str, str]:
-    """Each run's lifecycle stage. On PostgreSQL the rows are locked ``FOR KEY SHARE`` until the
-    group commits: ``metrics`` has no foreign key there (see ``MetricRow``), and this lock is what
-    keeps a concurrent hard delete of the run from leaving its new points behind (the delete waits
-    for this transaction, then deletes the run's metrics too). SQLite has a single writer."""
+def _run_stages(session: Session, run_ids: set[str], *, savepoint: bool) -> dict[str, str]:
+    """Each run's lifecycle stage; on PostgreSQL locked until the group commits (see
+    ``_pg_batch.lock_runs``, which also opens the metrics' savepoint). SQLite has a single writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _pg_batch.lock_runs(session, list(run_ids), savepoint=savepoint)
     marks = ", ".join("?" * len(run_ids))
     sql = f"SELECT run_id, lifecycle_stage FROM runs WHERE run_id IN ({marks})"
-    if session.get_bind().dialect.name == "postgresql":
-        sql += " ORDER BY run_id FOR KEY SHARE"
-    return {run_id: stage for run_id, stage in _driver_sql(session, sql, tuple(sorted(run_ids)))}
+    return {run_id: stage for run_id, stage in _driver_sql(session, sql, tuple(run_ids))}
 
 
 def _check_stage(run_id: str, stage: str | None) -> None:
@@ -212,7 +209,8 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
     one statement per table (group commit: the per-statement cost is paid once per group).
     """
     errors: list[FlowmlError | None] = [None] * len(batches)
-    stages = _run_stages(session, {b.run_id for b in batches})
+    savepoint = any(b.metric_rows for b in batches)
+    stages = _run_stages(session, {b.run_id for b in batches}, savepoint=savepoint)
     params: dict[tuple[str, str], str] = {}
     new_params: list[dict[str, str]] = []
     tags: dict[tuple[str, str], str] = {}
@@ -237,6 +235,10 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
                 best = newest.get(key)
                 if best is None or point[:3] > best[:3]:
                     newest[key] = point
+    # Metrics before params and tags: on PostgreSQL a point stored already rolls the COPY back to the
+    # savepoint taken with the run locks (``_pg_batch``), which would undo anything written after it.
+    if metric_rows:
+        _insert_metric_rows(session, metric_rows)
     if new_params:
         _insert_params(session, new_params)
     if tags:
@@ -250,8 +252,7 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
         for (run_id, key), value in sorted(tags.items()):
             if key == RUN_NAME_TAG:
                 session.execute(update(_RUNS).where(_RUNS.c.run_id == run_id).values(run_name=value))
-    if metric_rows:
-        _insert_metric_rows(session, metric_rows)
+    if latest:
         _upsert_latest(session, latest)
     return errors
 
@@ -295,67 +296,16 @@ def _insert_metric_rows(session: Session, rows: list[_Row]) -> None:
     """The hot path of log_batch, without per-row statement building or compiling.
 
     SQLite: one DBAPI executemany of plain tuples (one prepared statement stepped per row).
-    PostgreSQL: see :func:`_copy_metric_rows`.
+    PostgreSQL: a binary ``COPY`` (``_pg_batch.copy_metric_rows``).
     """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        _copy_metric_rows(conn.connection.driver_connection, rows)
+    if session.get_bind().dialect.name == "postgresql":
+        _pg_batch.copy_metric_rows(session, rows)
         return
     _driver_sql(
         session,
         f"INSERT INTO {_METRIC_COLUMNS} VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         rows,
     )
-
-
-def _copy_metric_rows(pg: Any, rows: list[_Row]) -> None:
-    """PostgreSQL: a binary ``COPY`` inside a savepoint, the cheapest way in for the server (an
-    executemany runs one statement per row; ``INSERT ... ON CONFLICT`` costs ~25% more per row).
-
-    ``COPY`` has no ``ON CONFLICT``: a point already stored (a client retrying a batch) fails it,
-    and then the rows go in again with ``INSERT ... ON CONFLICT DO NOTHING``, read from one JSON
-    parameter (±inf as the strings float8 reads: JSON has no infinities). Driver errors leave as
-    SQLAlchemy's (``Database.write`` retries deadlocks; the server maps data errors to 400).
-    """
-    import psycopg
-
-    unique = list(dict.fromkeys(rows))  # the same point twice in a group would fail the COPY too
-    try:
-        with pg.cursor() as cur:
-            cur.execute("SAVEPOINT flowml_metrics")
-            try:
-                with cur.copy(f"COPY {_METRIC_COLUMNS} FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(["varchar", "varchar", "int8", "int8", "float8", "bool"])
-                    for row in unique:
-                        copy.write_row(row)
-            except psycopg.errors.UniqueViolation:
-                cur.execute("ROLLBACK TO SAVEPOINT flowml_metrics")
-                cur.execute(
-                    f"INSERT INTO {_METRIC_COLUMNS} SELECT r, k, s, t, v, n "
-                    "FROM json_to_recordset(%s::json) "
-                    "AS x(r varchar, k varchar, s bigint, t bigint, v float8, n boolean) "
-                    "ON CONFLICT DO NOTHING",
-                    (_rows_json(unique),),
-                )
-            cur.execute("RELEASE SAVEPOINT flowml_metrics")
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(f"COPY {_METRIC_COLUMNS}", None, exc, psycopg.Error) from exc
-
-
-def _rows_json(rows: list[_Row]) -> str:
-    return orjson.dumps(
-        [
-            {
-                "r": r,
-                "k": k,
-                "s": s,
-                "t": t,
-                "n": n,
-                "v": v if v - v == 0 else f"{v}".replace("inf", "Infinity"),
-            }
-            for r, k, s, t, v, n in rows
-        ]
-    ).decode()
 
 
 _LATEST_UPSERT = (

@@ -159,7 +159,7 @@ class MetricRow(SQLModel, table=True):
 
     On PostgreSQL the table has no foreign key to ``runs``: its per-row trigger (a locking lookup of
     the run for every point) was a third of a log-batch's database time. The write path takes that
-    lock once per run and group instead (``run_data._run_stages``: ``FOR KEY SHARE``), and the one
+    lock once per run and group instead (``_pg_batch.lock_runs``: ``FOR KEY SHARE``), and the one
     hard delete of runs (``gc.hard_delete``) deletes their metrics itself. SQLite keeps the key: its
     check is cheap there, and dropping it would mean rebuilding the table.
     """
