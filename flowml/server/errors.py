@@ -7,10 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flowml.exceptions import FlowmlError
+from flowml.exceptions import FlowmlError, TemporarilyUnavailable
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -56,6 +56,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
         return error_response("INVALID_PARAMETER_VALUE", f"Invalid value for the database: {exc.orig}", 400)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:  # e.g. a database restart: the pool reconnects, retry
+            logger.warning("database connection lost: %s", exc.orig)
+            lost = TemporarilyUnavailable("The database connection was lost; retry the request.")
+            return JSONResponse(lost.to_json(), status_code=lost.http_status)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
