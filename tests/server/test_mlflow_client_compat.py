@@ -18,10 +18,15 @@ from tests.fixtures.server import flowml_server_process
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``flowml server`` on a SQLite file, or on a database of the private PostgreSQL cluster."""
     root = tmp_path_factory.mktemp("mlflow-compat")
-    with flowml_server_process(f"sqlite:///{root / 'store.db'}", str(root / "artifacts")) as url:
+    store = f"sqlite:///{root / 'store.db'}"
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("postgres_cluster")
+        store = cluster.create_database(cluster.unique_name("mlflow_compat"))
+    with flowml_server_process(store, str(root / "artifacts")) as url:
         yield url
 
 
