@@ -8,6 +8,10 @@ portable string comparisons, a total sort order ending in a unique key, opaque k
 * model versions (deleted ones hidden): ``name``, ``run_id``, ``source_path``, ``version_number``,
   ``tags.<k>``; order ``name``, ``version_number``, ``creation_timestamp``,
   ``last_updated_timestamp``; default ``name ASC, version_number DESC``; tie-breaks the same.
+* prompts (MLflow keeps its prompt registry in the same tables, tagged ``mlflow.prompt.is_prompt``)
+  are left out unless the filter asks for them, and clauses on that tag then drop: every mlflow 3
+  client appends ``tag.`mlflow.prompt.is_prompt` != 'true'`` to its model searches, which as a
+  plain tag clause would match no model (a missing tag matches nothing) — see :func:`_prompt_rule`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from sqlalchemy import ColumnElement, and_, exists, select, true
 from sqlalchemy.orm import Session
 
 from flowml.entities_registry import STAGE_DELETED_INTERNAL
-from flowml.search import Comparison, Entity, Key, OrderBy, SearchKind, parse_filter, parse_order_by
+from flowml.search import (
+    Comparator,
+    Comparison,
+    Entity,
+    Key,
+    OrderBy,
+    SearchKind,
+    parse_filter,
+    parse_order_by,
+)
 from flowml.store._filters_sql import (
     SortPart,
     StringOps,
@@ -43,6 +56,7 @@ REGISTERED_MODELS_MAX_RESULTS_THRESHOLD = 1000
 MODEL_VERSIONS_MAX_RESULTS_THRESHOLD = 200_000
 
 _NAME = Key(Entity.ATTRIBUTE, "name")
+PROMPT_TAG = "mlflow.prompt.is_prompt"
 _VERSION = Key(Entity.ATTRIBUTE, "version_number")
 
 
@@ -69,6 +83,27 @@ def _page(
         rows = rows[:max_results]
         token = encode_page_token(fingerprint, parts, rows[-1][width:])
     return [r[:width] for r in rows], token
+
+
+def _prompt_rule(clauses: Sequence[Comparison]) -> tuple[list[Comparison], bool]:
+    """MLflow's rule for the prompt tag: the first clause on it asks for prompts when it is
+    ``= 'true'`` or ``!= 'false'``; then every clause stays. Otherwise the clauses on the tag are
+    dropped and prompts are excluded. Returns the clauses to apply and whether prompts are wanted."""
+    for clause in clauses:
+        if clause.key.entity is Entity.TAG and clause.key.name == PROMPT_TAG:
+            value = str(clause.value).lower()
+            if (clause.comparator is Comparator.EQ and value == "true") or (
+                clause.comparator is Comparator.NE and value == "false"
+            ):
+                return list(clauses), True
+            break
+    kept = [c for c in clauses if not (c.key.entity is Entity.TAG and c.key.name == PROMPT_TAG)]
+    return kept, False
+
+
+def _not_a_prompt(tag_table: Any, model_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    tags = tag_table.alias()
+    return ~exists().where(tags.c.model_id == model_id, tags.c.key == PROMPT_TAG, tags.c.value == "true")
 
 
 # -- registered models --------------------------------------------------------------------------
@@ -103,7 +138,15 @@ def search_registered_model_ids(
         for o in orders
     ]
     fingerprint = query_fingerprint("registered_models", parsed.to_string(), [o.to_string() for o in orders])
-    conditions = [_model_condition(ops, c) for c in parsed.clauses]
+    clauses, prompts = _prompt_rule(parsed.clauses)
+    conditions = [_model_condition(ops, c) for c in clauses]
+    if not prompts:
+        tags = MODEL_TAGS.alias()
+        conditions.append(
+            ~exists().where(
+                tags.c.model_id == MODELS.c.model_id, tags.c.key == PROMPT_TAG, tags.c.value == "true"
+            )
+        )
     if page_token:
         conditions.append(after_cursor(parts, decode_page_token(page_token, fingerprint, parts)))
     rows, token = _page(session, [MODELS.c.model_id], MODELS, conditions, parts, fingerprint, max_results)
@@ -159,7 +202,15 @@ def search_model_version_keys(
     ]
     fingerprint = query_fingerprint("model_versions", parsed.to_string(), [o.to_string() for o in orders])
     conditions: list[ColumnElement[bool]] = [VERSIONS.c.current_stage != STAGE_DELETED_INTERNAL]
-    conditions += [_version_condition(ops, c) for c in parsed.clauses]
+    clauses, prompts = _prompt_rule(parsed.clauses)
+    conditions += [_version_condition(ops, c) for c in clauses]
+    if not prompts:  # as MLflow: a model with any version tagged as a prompt is a prompt
+        tags = VERSION_TAGS.alias()
+        conditions.append(
+            ~exists().where(
+                tags.c.model_id == VERSIONS.c.model_id, tags.c.key == PROMPT_TAG, tags.c.value == "true"
+            )
+        )
     if page_token:
         conditions.append(after_cursor(parts, decode_page_token(page_token, fingerprint, parts)))
     from_ = VERSIONS.join(MODELS, MODELS.c.model_id == VERSIONS.c.model_id)

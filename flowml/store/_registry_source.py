@@ -9,7 +9,9 @@ after URL-decoding it until it is stable:
   ``//`` authority on local paths, ≤ 4096 characters;
 * ``runs:/<run_id>/<path>`` must name an existing run (and the ``run_id`` argument, when given) and
   resolves to that run's artifact URI + path; ``models:/...`` must name an existing version and
-  resolves to its files; ``mlflow-artifacts:/<path>`` (no host) is the store's proxied root;
+  resolves to its files; ``models:/<model_id>`` (MLflow 3's logged-model URI, what ``mlflow``
+  registers when the run holds no ``model`` artifacts) must name an existing logged model and
+  resolves to its artifact location; ``mlflow-artifacts:/<path>`` (no host) is the store's proxied root;
 * any other URI (a local path, ``file:``, ``s3://``, ...) must sit inside the run's artifact URI
   when ``run_id`` is given, else inside one of the store's artifact roots. Local paths are compared
   after resolving symlinks.
@@ -32,6 +34,8 @@ MAX_SOURCE_LENGTH = 4096
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\?#;]")
 _RUNS = re.compile(r"^runs:/(?P<run_id>[A-Za-z0-9][\w\-]{0,255})(?:/(?P<path>.*))?$")
+# One segment and no alias: a logged model's id, as MLflow parses ``models:/`` URIs.
+_LOGGED_MODEL = re.compile(r"^models:/(?P<model_id>[A-Za-z0-9][\w\-]{0,255})$")
 
 
 def _bad(source: str, why: str) -> InvalidParameterValue:
@@ -124,11 +128,13 @@ def resolve_source(
     run_artifact_uri: Callable[[str], str],
     model_location: Callable[[ModelUri], str],
     allowed_roots: Sequence[str],
+    logged_model_location: Callable[[str], str] | None = None,
 ) -> str | None:
     """Validate ``source``; return where the files are when that differs from it (else None).
 
-    ``run_artifact_uri(run_id)`` and ``model_location(uri)`` look runs and versions up (raising
-    RESOURCE_DOES_NOT_EXIST); ``allowed_roots`` are the store's artifact roots.
+    ``run_artifact_uri(run_id)``, ``model_location(uri)`` and ``logged_model_location(model_id)``
+    look runs, versions and logged models up (raising RESOURCE_DOES_NOT_EXIST); ``allowed_roots``
+    are the store's artifact roots.
     """
     decoded = _check_syntax(source)
     scheme = _scheme(decoded)
@@ -140,6 +146,10 @@ def resolve_source(
             raise _bad(source, f"it names run {match['run_id']} but run_id is {run_id}")
         path = posixpath.normpath(match["path"]) if match["path"] else ""
         return _join(run_artifact_uri(match["run_id"]), "" if path == "." else path)
+    if scheme == "models" and (logged := _LOGGED_MODEL.match(decoded)) is not None:
+        if logged_model_location is None:
+            raise _bad(source, "logged models cannot be registered here")
+        return logged_model_location(logged["model_id"])
     if scheme == "models":
         try:
             parsed = parse_model_uri(decoded)

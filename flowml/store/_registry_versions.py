@@ -41,6 +41,7 @@ from flowml.store._registry_read import (
 from flowml.store._registry_search import search_model_version_keys
 from flowml.store._registry_source import resolve_source
 from flowml.store._registry_stages import get_model_version_by_alias
+from flowml.store.logged_models import get_logged_model
 from flowml.store.tracking import get_run_row, now_ms
 from flowml.validation import validate_key, validate_run_id
 
@@ -113,6 +114,7 @@ def create_model_version(
         run_artifact_uri=lambda rid: get_run_row(session, rid).artifact_uri,
         model_location=lambda uri: _model_location(session, uri),
         allowed_roots=allowed_source_roots,
+        logged_model_location=lambda model_id: get_logged_model(session, model_id).artifact_location,
     )
     if run_id is not None:
         get_run_row(session, run_id)  # 404 for an unknown run, whatever the source

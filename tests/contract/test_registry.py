@@ -529,3 +529,29 @@ def test_concurrent_archive_existing_transitions_leave_one_production(client) ->
             assert stages[event.version] == event.payload["from_stage"]
             stages[event.version] = event.payload["to_stage"]
     assert stages == {mv.version: mv.current_stage for mv in client.search_model_versions("name = 'm'")}
+
+
+def test_prompts_share_the_tables_but_stay_out_of_model_searches(client) -> None:
+    """MLflow's rule: mlflow 3 clients append ``tag.`mlflow.prompt.is_prompt` != 'true'`` to every
+    model search; a model without the tag must still be found, and prompts only when asked for."""
+    client.create_registered_model("plain")
+    client.create_registered_model("prompt", tags={"mlflow.prompt.is_prompt": "true"})
+    client.create_registered_model("marked-false", tags={"mlflow.prompt.is_prompt": "false"})
+    for name in ("plain", "prompt"):
+        run = _run(client)
+        client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    client.set_model_version_tag("prompt", "1", "mlflow.prompt.is_prompt", "true")
+
+    def models(filter_string: str | None) -> list[str]:
+        return [m.name for m in client.search_registered_models(filter_string)]
+
+    def versions(filter_string: str | None) -> list[str]:
+        return [m.name for m in client.search_model_versions(filter_string)]
+
+    assert models(None) == ["marked-false", "plain"]
+    assert models("name LIKE 'p%' AND tag.`mlflow.prompt.is_prompt` != 'true'") == ["plain"]
+    assert models("tags.`mlflow.prompt.is_prompt` = 'true'") == ["prompt"]
+    assert models("tags.`mlflow.prompt.is_prompt` != 'false'") == ["prompt"]
+    assert versions(None) == ["plain"]
+    assert versions("tag.`mlflow.prompt.is_prompt` != 'true'") == ["plain"]
+    assert versions("tags.`mlflow.prompt.is_prompt` = 'true'") == ["prompt"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flowml.entities_registry import ModelUri
-from flowml.exceptions import InvalidParameterValue
+from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from flowml.store._registry_source import resolve_source
 
 RUN = "0123456789abcdef0123456789abcdef"
@@ -83,3 +83,32 @@ def test_run_scoped_sources(tmp_path: Path) -> None:
     assert _resolve(f"mlflow-artifacts:/0/{RUN}/artifacts/model", root, RUN) is None
     with pytest.raises(InvalidParameterValue):
         _resolve(f"mlflow-artifacts:/0/{other}/artifacts/model", root, RUN)
+
+
+def test_a_logged_model_uri_resolves_to_the_logged_models_files(tmp_path: Path) -> None:
+    """MLflow 3 registers ``models:/<model_id>`` when the run holds no ``model`` artifacts."""
+    root = str(tmp_path)
+    models = {"m-0123456789abcdef0123456789abcdef": f"{root}/1/models/m-0123/artifacts"}
+
+    def logged(model_id: str) -> str:
+        if model_id not in models:
+            raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+        return models[model_id]
+
+    def resolve(source: str) -> str | None:
+        return resolve_source(
+            source,
+            run_id=RUN,
+            run_artifact_uri=lambda run: f"{root}/0/{run}/artifacts",
+            model_location=lambda uri: f"{root}/models/{uri.name}",
+            allowed_roots=[root],
+            logged_model_location=logged,
+        )
+
+    assert resolve("models:/m-0123456789abcdef0123456789abcdef") == f"{root}/1/models/m-0123/artifacts"
+    with pytest.raises(ResourceDoesNotExist):
+        resolve("models:/m-ffffffffffffffffffffffffffffffff")
+    with pytest.raises(InvalidParameterValue):  # a logged model has no versions or paths below it
+        resolve("models:/m-0123456789abcdef0123456789abcdef/../../etc")
+    with pytest.raises(InvalidParameterValue):  # without a way to look logged models up
+        _resolve("models:/m-0123456789abcdef0123456789abcdef", root)

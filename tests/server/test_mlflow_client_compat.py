@@ -181,3 +181,60 @@ def test_sklearn_log_model_and_pyfunc_load_round_trip(server: str, tmp_path: Pat
     )
     assert out["ok_run"] is True and out["ok_model"] is True
     assert str(out["uri"]).startswith("models:/m-")
+
+
+def test_registry_register_stages_aliases_and_models_uris(server: str, tmp_path: Path) -> None:
+    out = run_mlflow(
+        server,
+        """
+        import json, mlflow, numpy as np
+        from mlflow import MlflowClient
+        from sklearn.linear_model import LinearRegression
+        X = np.arange(20, dtype=float).reshape(10, 2)
+        client = MlflowClient()
+        mlflow.set_experiment("compat-registry")
+        preds = []
+        for slope in (1.0, 2.0):
+            model = LinearRegression().fit(X, X @ [slope, 0.0])
+            with mlflow.start_run() as run:
+                mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+            preds.append(model.predict(X))
+            mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", "compat-reg")
+        client.update_registered_model("compat-reg", description="two slopes")
+        client.transition_model_version_stage("compat-reg", "1", "Production")
+        client.transition_model_version_stage("compat-reg", "2", "Production", archive_existing_versions=True)
+        client.set_registered_model_alias("compat-reg", "champion", "1")
+        client.set_registered_model_alias("compat-reg", "challenger", "2")
+        client.delete_registered_model_alias("compat-reg", "challenger")
+        def same(uri, i):
+            return bool(np.allclose(mlflow.pyfunc.load_model(uri).predict(X), preds[i]))
+        versions = client.search_model_versions("name = 'compat-reg'")
+        try:
+            client.create_registered_model("compat-reg")
+            dup = "no error"
+        except mlflow.exceptions.MlflowException as e:
+            dup = e.error_code
+        reg = client.get_registered_model("compat-reg")
+        print(json.dumps({
+            "last_version": mv.version,
+            "stages": sorted((v.version, v.current_stage) for v in versions),
+            "aliases": reg.aliases, "description": reg.description,
+            "by_alias": client.get_model_version_by_alias("compat-reg", "champion").version,
+            "uris": [same("models:/compat-reg/1", 0), same("models:/compat-reg@champion", 0),
+                     same("models:/compat-reg/Production", 1), same("models:/compat-reg/latest", 1)],
+            "found": [m.name for m in client.search_registered_models("name LIKE 'compat-%'")],
+            "dup": dup,
+        }))
+        """,
+        tmp_path,
+    )
+    assert out["last_version"] == "2"
+    assert out["stages"] == [["1", "Archived"], ["2", "Production"]]
+    assert out["aliases"] == {"champion": "1"} and out["by_alias"] == "1"
+    assert out["description"] == "two slopes"
+    assert out["uris"] == [True, True, True, True]
+    assert out["found"] == ["compat-reg"]
+    assert out["dup"] == "RESOURCE_ALREADY_EXISTS"
+    # What mlflow registered is what flowml's own REST client reads.
+    version = FlowmlClient(server).get_model_version("compat-reg", "2")
+    assert version.current_stage == "Production"
