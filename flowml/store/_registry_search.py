@@ -102,6 +102,7 @@ def _prompt_rule(clauses: Sequence[Comparison]) -> tuple[list[Comparison], bool]
 
 
 def _not_a_prompt(tag_table: Any, model_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """No tag of ``tag_table`` (model or version tags) marks the model ``model_id`` as a prompt."""
     tags = tag_table.alias()
     return ~exists().where(tags.c.model_id == model_id, tags.c.key == PROMPT_TAG, tags.c.value == "true")
 
@@ -141,12 +142,7 @@ def search_registered_model_ids(
     clauses, prompts = _prompt_rule(parsed.clauses)
     conditions = [_model_condition(ops, c) for c in clauses]
     if not prompts:
-        tags = MODEL_TAGS.alias()
-        conditions.append(
-            ~exists().where(
-                tags.c.model_id == MODELS.c.model_id, tags.c.key == PROMPT_TAG, tags.c.value == "true"
-            )
-        )
+        conditions.append(_not_a_prompt(MODEL_TAGS, MODELS.c.model_id))
     if page_token:
         conditions.append(after_cursor(parts, decode_page_token(page_token, fingerprint, parts)))
     rows, token = _page(session, [MODELS.c.model_id], MODELS, conditions, parts, fingerprint, max_results)
@@ -205,12 +201,7 @@ def search_model_version_keys(
     clauses, prompts = _prompt_rule(parsed.clauses)
     conditions += [_version_condition(ops, c) for c in clauses]
     if not prompts:  # as MLflow: a model with any version tagged as a prompt is a prompt
-        tags = VERSION_TAGS.alias()
-        conditions.append(
-            ~exists().where(
-                tags.c.model_id == VERSIONS.c.model_id, tags.c.key == PROMPT_TAG, tags.c.value == "true"
-            )
-        )
+        conditions.append(_not_a_prompt(VERSION_TAGS, VERSIONS.c.model_id))
     if page_token:
         conditions.append(after_cursor(parts, decode_page_token(page_token, fingerprint, parts)))
     from_ = VERSIONS.join(MODELS, MODELS.c.model_id == VERSIONS.c.model_id)
