@@ -195,6 +195,10 @@ class SqlLoggedModels:
     def log_outputs(self, run_id: str, models: Sequence[tuple[str, int]]) -> None:
         self.db.write(lambda s: logged_models.log_outputs(s, run_id, models))
 
+    def run_outputs(self, run_id: str) -> list[tuple[str, int]]:
+        with self.db.read() as s:
+            return logged_models.run_outputs(s, run_id)
+
     def search(
         self,
         experiment_ids: Sequence[str],

@@ -38,6 +38,7 @@ __all__ = [
     "get_logged_model",
     "log_logged_model_params",
     "log_outputs",
+    "run_outputs",
     "search_logged_models",
     "set_logged_model_tags",
 ]
@@ -180,6 +181,16 @@ def log_outputs(session: Session, run_id: str, models: Sequence[tuple[str, int]]
         _row(session, model_id)
         session.execute(delete(_OUTPUTS).where(_OUTPUTS.c.run_id == run_id, _OUTPUTS.c.model_id == model_id))
         session.execute(insert(_OUTPUTS).values(run_id=run_id, model_id=model_id, step=step))
+
+
+def run_outputs(session: Session, run_id: str) -> list[tuple[str, int]]:
+    """``(model_id, step)`` of the logged models run ``run_id`` produced (its MLflow 3 outputs)."""
+    rows = session.execute(
+        select(_OUTPUTS.c.model_id, _OUTPUTS.c.step)
+        .where(_OUTPUTS.c.run_id == run_id)
+        .order_by(_OUTPUTS.c.step, _OUTPUTS.c.model_id)
+    ).all()
+    return [(model_id, int(step)) for model_id, step in rows]
 
 
 def _clause(comparison: Any) -> ColumnElement[bool]:

@@ -215,6 +215,10 @@ def test_registry_register_stages_aliases_and_models_uris(server: str, tmp_path:
         except mlflow.exceptions.MlflowException as e:
             dup = e.error_code
         reg = client.get_registered_model("compat-reg")
+        with mlflow.start_run() as auto_run:  # log_model registers models:/<model_id>, with no run_id
+            auto = mlflow.sklearn.log_model(model, name="model", registered_model_name="compat-auto")
+        by_run = client.search_model_versions(f"run_id = '{auto_run.info.run_id}'")
+        outputs = client.get_run(auto_run.info.run_id).outputs.model_outputs
         print(json.dumps({
             "last_version": mv.version,
             "stages": sorted((v.version, v.current_stage) for v in versions),
@@ -223,6 +227,8 @@ def test_registry_register_stages_aliases_and_models_uris(server: str, tmp_path:
             "uris": [same("models:/compat-reg/1", 0), same("models:/compat-reg@champion", 0),
                      same("models:/compat-reg/Production", 1), same("models:/compat-reg/latest", 1)],
             "found": [m.name for m in client.search_registered_models("name LIKE 'compat-%'")],
+            "by_run": [(v.name, v.version) for v in by_run],
+            "outputs": [(o.model_id, o.step) for o in outputs], "auto_model": auto.model_id,
             "dup": dup,
         }))
         """,
@@ -233,7 +239,9 @@ def test_registry_register_stages_aliases_and_models_uris(server: str, tmp_path:
     assert out["aliases"] == {"champion": "1"} and out["by_alias"] == "1"
     assert out["description"] == "two slopes"
     assert out["uris"] == [True, True, True, True]
-    assert out["found"] == ["compat-reg"]
+    assert out["found"] == ["compat-auto", "compat-reg"]
+    assert out["by_run"] == [["compat-auto", "1"]]  # the logged model's run, as MLflow records it
+    assert out["outputs"] == [[out["auto_model"], 0]]
     assert out["dup"] == "RESOURCE_ALREADY_EXISTS"
     # What mlflow registered is what flowml's own REST client reads.
     version = FlowmlClient(server).get_model_version("compat-reg", "2")

@@ -46,7 +46,11 @@ def create_run(body: CreateRun, backend: BackendDep) -> dict[str, Any]:
 
 @router.get("/runs/get")
 def get_run(backend: BackendDep, run_id: str | None = None, run_uuid: str | None = None) -> Response:
-    return fast_json({"run": run_json(backend.get_run(require_run_id(run_id, run_uuid)))})
+    run = run_json(backend.get_run(require_run_id(run_id, run_uuid)))
+    outputs = backend.logged_models.run_outputs(run["info"]["run_id"])
+    if outputs:  # MLflow 3: the logged models this run produced
+        run["outputs"] = {"model_outputs": [{"model_id": m, "step": step} for m, step in outputs]}
+    return fast_json({"run": run})
 
 
 @router.post("/runs/update")
