@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 __all__ = [
+    "Dataset",
+    "DatasetInput",
     "Experiment",
     "ExperimentTag",
     "FileInfo",
@@ -213,6 +215,26 @@ class LoggedModel:
     status_message: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A dataset a run used (MLflow's ``Dataset`` entity): identified per experiment by name + digest."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInput:
+    """A dataset as one run's input, with the input's tags (e.g. ``mlflow.data.context``)."""
+
+    dataset: Dataset
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class PagedList(list[T]):

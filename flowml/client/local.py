@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from flowml.client._local_registry import SqlRegistryMixin
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
+    DatasetInput,
     Experiment,
     LoggedModel,
     Metric,
@@ -17,7 +18,7 @@ from flowml.entities import (
     RunTag,
     ViewType,
 )
-from flowml.store import Database, logged_models, run_data, tracking
+from flowml.store import Database, logged_models, run_data, run_inputs, tracking
 from flowml.store.group_commit import GroupCommit
 
 __all__ = ["SqlBackend", "SqlLoggedModels"]
@@ -90,6 +91,14 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as s:
             return tracking.get_run(s, run_id)
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        """Datasets the run used (MLflow's ``log-inputs``; served over REST, not in ``Run`` yet)."""
+        self.db.write(lambda s: run_inputs.log_inputs(s, run_id, inputs))
+
+    def dataset_inputs(self, run_ids: Sequence[str]) -> dict[str, list[DatasetInput]]:
+        with self.db.read() as s:
+            return run_inputs.load_inputs(s, run_ids)
 
     def update_run_info(
         self, run_id: str, status: str | None, end_time: int | None, run_name: str | None

@@ -122,6 +122,24 @@ class RunIdBody(_RunRef):
     pass
 
 
+class DatasetBody(_Body):
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema_: str | None = Field(default=None, alias="schema")
+    profile: str | None = None
+
+
+class DatasetInputBody(_Body):
+    tags: list[KeyValue] = Field(default_factory=list)
+    dataset: DatasetBody
+
+
+class LogInputs(_RunRef):
+    datasets: list[DatasetInputBody] = Field(default_factory=list)
+
+
 class CreateRun(_Body):
     experiment_id: str = "0"
     user_id: str | None = None

@@ -7,12 +7,12 @@ Doubles follow protobuf's JSON mapping: NaN and ±inf travel as the strings ``"N
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from starlette.responses import Response
 
-from flowml.entities import Experiment, FileInfo, Metric, Run, RunInfo
+from flowml.entities import DatasetInput, Experiment, FileInfo, Metric, Run, RunInfo
 from flowml.exceptions import InvalidParameterValue
 
 __all__ = [
@@ -109,7 +109,16 @@ def metric_json(metric: Metric) -> dict[str, Any]:
     }
 
 
-def run_json(run: Run) -> dict[str, Any]:
+def dataset_input_json(item: DatasetInput) -> dict[str, Any]:
+    d = item.dataset
+    dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
+    return {
+        "tags": tags_json(item.tags),
+        "dataset": _drop_none({**dataset, "schema": d.schema, "profile": d.profile}),
+    }
+
+
+def run_json(run: Run, inputs: Sequence[DatasetInput] = ()) -> dict[str, Any]:
     points = run.data.latest_metrics
     metrics = [metric_json(points.get(k) or Metric(k, v, 0, 0)) for k, v in run.data.metrics.items()]
     data: dict[str, Any] = {}
@@ -119,7 +128,8 @@ def run_json(run: Run) -> dict[str, Any]:
         data["params"] = tags_json(run.data.params)
     if run.data.tags:
         data["tags"] = tags_json(run.data.tags)
-    return {"info": run_info_json(run.info), "data": data, "inputs": {}}
+    run_inputs = {"dataset_inputs": [dataset_input_json(i) for i in inputs]} if inputs else {}
+    return {"info": run_info_json(run.info), "data": data, "inputs": run_inputs}
 
 
 def file_info_json(info: FileInfo) -> dict[str, Any]:

@@ -37,7 +37,7 @@ __all__ = ["HEAD_REVISION", "Database", "normalize_db_uri"]
 logger = logging.getLogger(__name__)
 
 #: The newest Alembic revision in ``store/migrations/versions``; a test keeps it in step.
-HEAD_REVISION = "0005_metrics_without_run_fk"
+HEAD_REVISION = "0006_dataset_inputs"
 
 T = TypeVar("T")
 

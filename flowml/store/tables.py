@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -28,6 +29,7 @@ __all__ = [
     "ArtifactFileRow",
     "AuthTokenRow",
     "AuthUserRow",
+    "DatasetRow",
     "ExperimentPermissionRow",
     "ExperimentRow",
     "ExperimentTagRow",
@@ -38,6 +40,7 @@ __all__ = [
     "MetricRow",
     "ParamRow",
     "RegisteredModelPermissionRow",
+    "RunDatasetInputRow",
     "RunOutputRow",
     "RunRow",
     "RunTagRow",
@@ -265,6 +268,39 @@ class RunOutputRow(SQLModel, table=True):
     run_id: str = Field(sa_column=_run_fk())
     model_id: str = Field(sa_column=_model_fk())
     step: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class DatasetRow(SQLModel, table=True):
+    """A dataset runs of an experiment used (MLflow's ``datasets``): one row per name and digest."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "name", "digest", name="uq_datasets_experiment_name_digest"),
+    )
+
+    dataset_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    experiment_id: int = Field(
+        sa_column=Column(ForeignKey("experiments.experiment_id", ondelete=_CASCADE), nullable=False)
+    )
+    name: str = Field(sa_column=Column(String(500), nullable=False))
+    digest: str = Field(sa_column=Column(String(36), nullable=False))
+    source_type: str = Field(sa_column=Column(String(36), nullable=False))
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    schema_: str | None = Field(default=None, sa_column=Column("schema", Text))
+    profile: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class RunDatasetInputRow(SQLModel, table=True):
+    """A dataset as a run's input; ``tags`` is the input's tags as a JSON object."""
+
+    __tablename__ = "run_dataset_inputs"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "dataset_id", name="pk_run_dataset_inputs"),)
+
+    run_id: str = Field(sa_column=_run_fk())
+    dataset_id: str = Field(
+        sa_column=Column(String(32), ForeignKey("datasets.dataset_id", ondelete=_CASCADE), nullable=False)
+    )
+    tags: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class AuthUserRow(SQLModel, table=True):

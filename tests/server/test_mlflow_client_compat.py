@@ -61,6 +61,9 @@ def test_tracking_calls(server: str, tmp_path: Path) -> None:
                 mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
             mlflow.log_metrics({"acc": 0.9, "nan_metric": float("nan")})
             mlflow.set_tag("stage", "dev")
+            import pandas as pd
+            dataset = mlflow.data.from_pandas(pd.DataFrame({"a": [1, 2]}), name="tiny")
+            mlflow.log_input(dataset, context="training")
         client = MlflowClient()
         client.log_batch(run.info.run_id, metrics=[Metric("b", 2.0, 1, 0)], params=[Param("p", "v")],
                          tags=[RunTag("t", "v")])
@@ -81,7 +84,12 @@ def test_tracking_calls(server: str, tmp_path: Path) -> None:
             "metrics": {k: (v if v == v else "nan") for k, v in r.data.metrics.items()},
             "tags": {k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")},
             "run_name": r.info.run_name, "history": [(m.step, m.value) for m in hist],
-            "changed": changed, "missing": missing,
+            "changed": changed, "missing": missing, "digest": dataset.digest,
+            "inputs": [(i.dataset.name, i.dataset.digest, i.dataset.source_type,
+                        [(t.key, t.value) for t in i.tags]) for i in r.inputs.dataset_inputs],
+            "searched": [i.dataset.name
+                         for i in client.search_runs([run.info.experiment_id])[0].inputs.dataset_inputs],
+            "schema": bool(r.inputs.dataset_inputs[0].dataset.schema),
         }))
         """,
         tmp_path,
@@ -93,6 +101,8 @@ def test_tracking_calls(server: str, tmp_path: Path) -> None:
     assert out["history"] == [[i, 1.0 / (i + 1)] for i in range(5)]
     assert out["changed"] == "INVALID_PARAMETER_VALUE"
     assert out["missing"] == "RESOURCE_DOES_NOT_EXIST"
+    assert out["inputs"] == [["tiny", out["digest"], "code", [["mlflow.data.context", "training"]]]]
+    assert out["searched"] == ["tiny"] and out["schema"] is True
     # What mlflow wrote is what flowml reads.
     run = FlowmlClient(server).get_run(str(out["run_id"]))
     assert run.data.params["depth"] == "3"

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from flowml.client.local import SqlBackend
-from flowml.entities import Metric, Param, RunTag
+from flowml.entities import Dataset, DatasetInput, Metric, Param, RunTag
 from flowml.exceptions import InvalidParameterValue
 from flowml.server.batch_body import parse_log_batch
 from flowml.server.deps import BackendDep
@@ -15,6 +15,7 @@ from flowml.server.schemas import (
     CreateRun,
     DeleteTag,
     LogBatch,
+    LogInputs,
     LogMetric,
     LogParam,
     RunIdBody,
@@ -46,8 +47,10 @@ def create_run(body: CreateRun, backend: BackendDep) -> dict[str, Any]:
 
 @router.get("/runs/get")
 def get_run(backend: BackendDep, run_id: str | None = None, run_uuid: str | None = None) -> Response:
-    run = run_json(backend.get_run(require_run_id(run_id, run_uuid)))
-    outputs = backend.logged_models.run_outputs(run["info"]["run_id"])
+    found = backend.get_run(require_run_id(run_id, run_uuid))
+    rid = found.info.run_id
+    run = run_json(found, backend.dataset_inputs([rid]).get(rid, ()))
+    outputs = backend.logged_models.run_outputs(rid)
     if outputs:  # MLflow 3: the logged models this run produced
         run["outputs"] = {"model_outputs": [{"model_id": m, "step": step} for m, step in outputs]}
     return fast_json({"run": run})
@@ -110,8 +113,18 @@ async def log_batch(request: Request) -> Response:
 
 
 @router.post("/runs/log-inputs")
-def log_inputs(body: RunIdBody, backend: BackendDep) -> dict[str, Any]:
-    backend.get_run(body.rid())  # datasets are not tracked yet; accept and ignore, as a no-op
+def log_inputs(body: LogInputs, backend: BackendDep) -> dict[str, Any]:
+    """Datasets the run used. MLflow 3's ``models`` (logged models as inputs) are not kept."""
+    backend.log_inputs(
+        body.rid(),
+        [
+            DatasetInput(
+                Dataset(**item.dataset.model_dump(exclude={"schema_"}), schema=item.dataset.schema_),
+                {t.key: t.value for t in item.tags},
+            )
+            for item in body.datasets
+        ],
+    )
     return {}
 
 
@@ -130,7 +143,8 @@ def search_runs(body: SearchRuns, backend: BackendDep) -> Response:
         body.order_by,
         body.page_token,
     )
-    out: dict[str, Any] = {"runs": [run_json(r) for r in page]}
+    inputs = backend.dataset_inputs([r.info.run_id for r in page])
+    out: dict[str, Any] = {"runs": [run_json(r, inputs.get(r.info.run_id, ())) for r in page]}
     if page.token:
         out["next_page_token"] = page.token
     return fast_json(out)
