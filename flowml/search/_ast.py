@@ -48,6 +48,7 @@ class Entity(enum.Enum):
     PARAM = "params"
     TAG = "tags"
     ATTRIBUTE = "attributes"
+    DATASET = "datasets"  # runs' dataset inputs: name, digest, context
 
 
 class Comparator(enum.Enum):

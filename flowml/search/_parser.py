@@ -24,7 +24,7 @@ from flowml.exceptions import InvalidParameterValue
 from flowml.search._ast import Comparator, Comparison, Entity, Filter, Key, OrderBy, SearchKind, Value
 from flowml.search._errors import shown, syntax_error
 from flowml.search._lexer import Token, TokenType, number_value, tokenize
-from flowml.search._schemas import AttrSpec, AttrType, Schema, schema_for
+from flowml.search._schemas import DATASET_KEYS, AttrSpec, AttrType, Schema, schema_for
 
 __all__ = ["parse_filter", "parse_order_by"]
 
@@ -103,6 +103,9 @@ class _Cursor:
             raise self.error(f"{entity.value} cannot be used here: {shown(tok.text)}", tok)
         if not name:
             raise self.error(f"empty key in {shown(tok.text)}", tok)
+        if entity is Entity.DATASET and name not in DATASET_KEYS:
+            valid = ", ".join(sorted(DATASET_KEYS))
+            raise self.error(f"invalid dataset key {shown(tok.text)} (valid: {valid})", tok)
         return Key(entity, name), None, tok
 
     def _attribute(self, name: str, tok: Token) -> tuple[Key, AttrSpec | None]:

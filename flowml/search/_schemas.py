@@ -1,7 +1,8 @@
 """What each search accepts: keys, aliases, comparators and value types (MLflow 3.17's rules).
 
 * runs: ``metrics.`` / ``params.`` / ``tags.`` / ``attributes.`` (and MLflow's aliases); attributes
-  run_id, run_name, user_id, status, artifact_uri, start_time, end_time; order_by on all of them.
+  run_id, run_name, user_id, status, artifact_uri, start_time, end_time; order_by on all of them;
+  ``datasets.name`` / ``.digest`` / ``.context`` (a run matches when one of its dataset inputs does).
 * experiments: ``tags.`` and attributes name, experiment_id, creation_time, last_update_time.
 * registered models: ``tags.`` and ``name``; order_by name, timestamp / last_updated_timestamp.
 * model versions: ``tags.`` and name, run_id, source_path, version_number; order_by name,
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 from flowml.search._ast import Comparator, Entity, SearchKind
 
-__all__ = ["AttrSpec", "AttrType", "Schema", "schema_for"]
+__all__ = ["DATASET_KEYS", "AttrSpec", "AttrType", "Schema", "schema_for"]
 
 C = Comparator
 _NUMERIC_OPS = frozenset({C.EQ, C.NE, C.LT, C.LE, C.GT, C.GE})
@@ -66,7 +67,11 @@ _RUN_PREFIXES = {
     "attributes": Entity.ATTRIBUTE,
     "attr": Entity.ATTRIBUTE,
     "run": Entity.ATTRIBUTE,
+    "dataset": Entity.DATASET,
+    "datasets": Entity.DATASET,
 }
+#: The keys a ``datasets.`` clause may name (``context`` is the input's ``mlflow.data.context`` tag).
+DATASET_KEYS = frozenset({"name", "digest", "context"})
 _REGISTRY_PREFIXES = {"attribute": Entity.ATTRIBUTE, "tag": Entity.TAG, "tags": Entity.TAG}
 
 _RUN_STRING = AttrSpec(AttrType.STRING, _STRING_OPS)
@@ -95,6 +100,7 @@ RUNS = Schema(
         Entity.METRIC: _NUMERIC_OPS,
         Entity.PARAM: _STRING_OPS | _NULL_OPS,
         Entity.TAG: _STRING_OPS | _NULL_OPS,
+        Entity.DATASET: _STRING_OPS | _LIST_OPS,
     },
     order_attributes=frozenset(
         {"run_id", "run_name", "user_id", "status", "artifact_uri", "start_time", "end_time"}

@@ -29,7 +29,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, true
+from sqlalchemy import JSON, ColumnElement, Select, and_, case, cast, exists, func, true
 from sqlalchemy.orm import Session
 
 from flowml.entities import RunInfo, ViewType
@@ -86,6 +86,7 @@ _NUMERIC_RUN_ATTRIBUTES = frozenset({"start_time", "end_time"})
 _START_TIME = Key(Entity.ATTRIBUTE, "start_time")
 _RUN_ID = Key(Entity.ATTRIBUTE, "run_id")
 _KV_TABLES = {Entity.METRIC: "latest_metrics", Entity.PARAM: "params", Entity.TAG: "run_tags"}
+_CONTEXT_TAG = "mlflow.data.context"
 # The default run order (what ``ix_runs_experiment_start`` and ``ix_params_experiment_key_value`` hold).
 _DEFAULT_RUN_ORDERS = (
     (),
@@ -114,7 +115,31 @@ def _run_condition(
         text = key.name not in _NUMERIC_RUN_ATTRIBUTES
         return compare(ops, runs.c[key.name], clause.comparator, clause.value, text=text)
     kv_owner = runs.c.run_id if owner is None else owner
+    if key.entity is Entity.DATASET:
+        return _dataset_input_exists(ops, kv_owner, clause)
     return key_value_exists(ops, table(_KV_TABLES[key.entity]), kv_owner, "run_id", clause)
+
+
+def _dataset_input_exists(
+    ops: StringOps, owner: ColumnElement[Any], clause: Comparison
+) -> ColumnElement[bool]:
+    """MLflow's rule: the run has a dataset input whose ``name``, ``digest`` or context (the input's
+    ``mlflow.data.context`` tag, kept in its JSON ``tags``) satisfies ``clause``."""
+    inputs, datasets = table("run_dataset_inputs").alias(), table("datasets").alias()
+    column: ColumnElement[Any]
+    if clause.key.name == "context":
+        column = (
+            func.json_extract_path_text(cast(inputs.c.tags, JSON), _CONTEXT_TAG)
+            if ops.dialect == "postgresql"
+            else func.json_extract(inputs.c.tags, f'$."{_CONTEXT_TAG}"')
+        )
+    else:
+        column = datasets.c[clause.key.name]
+    return exists().where(
+        inputs.c.run_id == owner,
+        datasets.c.dataset_id == inputs.c.dataset_id,
+        compare(ops, column, clause.comparator, clause.value, text=True),
+    )
 
 
 def _run_sort(

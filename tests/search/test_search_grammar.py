@@ -109,7 +109,9 @@ def test_valid_run_filters(text: str, canonical: str) -> None:
         ("experiment_id = '1'", "experiment_id", 0),
         ("attributes.lifecycle_stage = 'active'", "attributes.lifecycle_stage", 0),
         ("METRICS.acc > 1", "METRICS", 0),
-        ("datasets.name = 'x'", "datasets", 0),
+        ("datasets.size = 'x'", "datasets.size", 0),
+        ("datasets.name > 'x'", ">", 14),
+        ("datasets.context IS NULL", "IS NULL", 17),
         ("metrics.acc > 1 AND", "end of input", 19),
         ("(metrics.acc > 1)", "(", 0),
         ("NOT metrics.acc > 1", "NOT", 0),
@@ -269,3 +271,17 @@ def test_long_garbage_is_echoed_truncated() -> None:
     with pytest.raises(InvalidParameterValue) as info:
         parse_filter("metrics.a > 1 " + "x" * 10_000)
     assert len(info.value.message) < 400
+
+
+def test_dataset_clauses_parse_and_round_trip() -> None:
+    """MLflow's ``datasets.name|digest|context`` run filters (context: the input's context tag)."""
+    text = "datasets.name IN ('iris', 'wine') AND dataset.context = 'training' AND datasets.digest LIKE 'a%'"
+    parsed = parse_filter(text)
+    assert [c.key for c in parsed.clauses] == [
+        Key(Entity.DATASET, "name"),
+        Key(Entity.DATASET, "context"),
+        Key(Entity.DATASET, "digest"),
+    ]
+    assert parse_filter(parsed.to_string()) == parsed
+    with pytest.raises(InvalidParameterValue):
+        parse_order_by(["datasets.name"])

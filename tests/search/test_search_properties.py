@@ -19,7 +19,7 @@ from flowml.search import (
     parse_filter,
     parse_order_by,
 )
-from flowml.search._schemas import AttrType, schema_for
+from flowml.search._schemas import DATASET_KEYS, AttrType, schema_for
 
 C = Comparator
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -40,7 +40,8 @@ def comparisons(draw: st.DrawFn, kind: SearchKind, keys: st.SearchStrategy[str])
     entity, attr = draw(st.sampled_from(choices))
     if attr is None:
         comp = draw(st.sampled_from(sorted(schema.entity_comparators[entity], key=lambda c: c.value)))
-        key = Key(entity, draw(keys))
+        name = draw(st.sampled_from(sorted(DATASET_KEYS))) if entity is Entity.DATASET else draw(keys)
+        key = Key(entity, name)
         wanted = AttrType.NUMBER if entity is Entity.METRIC else AttrType.STRING
     else:
         spec = schema.attributes[attr]
@@ -74,6 +75,7 @@ _PREFIXES = {
     Entity.METRIC: ["metrics", "metric"],
     Entity.PARAM: ["params", "param", "parameter", "parameters"],
     Entity.TAG: ["tags", "tag"],
+    Entity.DATASET: ["datasets", "dataset"],
 }
 
 

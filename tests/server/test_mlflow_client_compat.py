@@ -90,6 +90,8 @@ def test_tracking_calls(server: str, tmp_path: Path) -> None:
             "searched": [i.dataset.name
                          for i in client.search_runs([run.info.experiment_id])[0].inputs.dataset_inputs],
             "schema": bool(r.inputs.dataset_inputs[0].dataset.schema),
+            "by_dataset": [x.info.run_id for x in client.search_runs(
+                [run.info.experiment_id], "datasets.name = 'tiny' AND datasets.context = 'training'")],
         }))
         """,
         tmp_path,
@@ -103,6 +105,7 @@ def test_tracking_calls(server: str, tmp_path: Path) -> None:
     assert out["missing"] == "RESOURCE_DOES_NOT_EXIST"
     assert out["inputs"] == [["tiny", out["digest"], "code", [["mlflow.data.context", "training"]]]]
     assert out["searched"] == ["tiny"] and out["schema"] is True
+    assert out["by_dataset"] == [out["run_id"]]
     # What mlflow wrote is what flowml reads.
     run = FlowmlClient(server).get_run(str(out["run_id"]))
     assert run.data.params["depth"] == "3"

@@ -527,7 +527,7 @@ def _mlflow_corpus(tmp_dir: str, seed: int) -> tuple[Any, int]:
     import random
 
     mlflow_client = pytest.importorskip("mlflow.tracking").MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
     rng = random.Random(seed)
     client = mlflow_client(tracking_uri=f"sqlite:///{tmp_dir}/mlflow.db")
@@ -563,6 +563,16 @@ def _mlflow_corpus(tmp_dir: str, seed: int) -> tuple[Any, int]:
         if run_ids and rng.random() < 0.2:
             tags.append(RunTag("mlflow.parentRunId", rng.choice(run_ids)))
         client.log_batch(rid, metrics=metrics, params=params, tags=tags)
+        if rng.random() < 0.6:  # one dataset input (MLflow joins, so several could repeat a run)
+            dataset = Dataset(
+                rng.choice(["iris", "Iris", "wine", "wine quality"]),
+                rng.choice(["d1", "d2", "ab%"]),
+                "local",
+                "s",
+            )
+            context = rng.choice(["training", "Training", "eval", None])
+            input_tags = [InputTag("mlflow.data.context", context)] if context else []
+            client.log_inputs(rid, [DatasetInput(dataset, input_tags)])
         if rng.random() < 0.5:
             client.set_terminated(rid, rng.choice(["FINISHED", "FAILED"]), end_time=2000 + rng.randrange(10))
         if rng.random() < 0.1:
@@ -636,6 +646,29 @@ def _copy_mlflow_db(path: str, engine: Engine) -> None:
             )
         ]
         conn.execute(insert(t["latest_metrics"]), rows)
+        conn.execute(
+            insert(t["datasets"]),
+            [
+                {"dataset_id": d, "experiment_id": e, "name": n, "digest": g, "source_type": st, "source": so}
+                for d, e, n, g, st, so in src.execute(
+                    "SELECT dataset_uuid, experiment_id, name, digest, dataset_source_type, dataset_source "
+                    "FROM datasets"
+                )
+            ],
+        )
+        input_tags: dict[str, dict[str, str]] = {}
+        for input_id, name, value in src.execute("SELECT input_uuid, name, value FROM input_tags"):
+            input_tags.setdefault(input_id, {})[name] = value
+        conn.execute(
+            insert(t["run_dataset_inputs"]),
+            [
+                {"run_id": r, "dataset_id": d, "tags": json.dumps(input_tags.get(i, {}))}
+                for i, d, r in src.execute(
+                    "SELECT input_uuid, source_id, destination_id FROM inputs "
+                    "WHERE source_type = 'DATASET' AND destination_type = 'RUN'"
+                )
+            ],
+        )
     src.close()
 
 
@@ -675,6 +708,15 @@ def _random_queries(seed: int, n: int) -> list[tuple[str, list[str]]]:
         "end_time > 2004",
         "end_time != 2003",
         "attr.start_time = 1005",
+        "datasets.name = 'iris'",
+        "datasets.name != 'iris'",
+        "datasets.name ILIKE 'IRIS'",
+        "datasets.name NOT IN ('wine')",
+        "datasets.digest LIKE 'd%'",
+        "datasets.digest IN ('d1', 'ab%')",
+        "datasets.context = 'training'",
+        "datasets.context != 'eval'",
+        "dataset.context LIKE 'T%'",
     ]
     orders = [
         "metrics.m1 DESC",
