@@ -24,12 +24,14 @@ import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from flowml.store.tables import POINT_COLUMNS
+
 __all__ = ["copy_metric_rows", "lock_runs"]
 
 # (run_id, key, step, timestamp, stored value, is_nan): one row of the metrics table.
 _Row = tuple[str, str, int, int, float, bool]
 
-_METRIC_COLUMNS = 'metrics (run_id, "key", step, "timestamp", "value", is_nan)'
+_METRIC_COLUMNS = f"metrics {POINT_COLUMNS}"
 _SAVEPOINT = "flowml_metrics"
 
 

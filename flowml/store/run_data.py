@@ -15,20 +15,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from flowml.entities import LifecycleStage, Metric, PagedList, Param, RunTag
 from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceDoesNotExist
 from flowml.store import _pg_batch
 from flowml.store.tables import (
+    POINT_COLUMNS,
     ArtifactFileRow,
     LatestMetricRow,
     MetricRow,
     ParamRow,
     RunRow,
     RunTagRow,
+    insert_on_conflict,
     table_of,
 )
 from flowml.store.tracking import RUN_NAME_TAG, get_run_row, now_ms
@@ -67,16 +68,6 @@ Point = tuple[str, float, int, int]
 _Point = tuple[int, int, float, bool]
 # (run_id, key, step, timestamp, stored value, is_nan): one row of the metrics table.
 _Row = tuple[str, str, int, int, float, bool]
-
-
-def _upsert(session: Session, table: Table) -> Any:
-    """The dialect's INSERT that supports ``on_conflict_do_*`` (SQLite and PostgreSQL)."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"Unsupported database dialect {name!r}")
 
 
 def _driver_sql(session: Session, sql: str, params: Any) -> Any:
@@ -242,7 +233,7 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
     if new_params:
         _insert_params(session, new_params)
     if tags:
-        stmt = _upsert(session, _TAGS)
+        stmt = insert_on_conflict(session, _TAGS)
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[_TAGS.c.run_id, _TAGS.c.key], set_={"value": stmt.excluded.value}
@@ -287,9 +278,7 @@ def _insert_params(session: Session, rows: list[dict[str, str]]) -> None:
     )
 
 
-# A point's columns, the same in ``metrics`` and ``latest_metrics`` (the order of ``_Row``).
-_POINT_COLUMNS = '(run_id, "key", step, "timestamp", "value", is_nan)'
-_METRIC_COLUMNS = f"metrics {_POINT_COLUMNS}"
+_METRIC_COLUMNS = f"metrics {POINT_COLUMNS}"  # in the order of ``_Row``
 
 
 def _insert_metric_rows(session: Session, rows: list[_Row]) -> None:
@@ -314,7 +303,7 @@ _LATEST_UPSERT = (
     'WHERE (excluded.step, excluded."timestamp", excluded."value") > '
     '(latest_metrics.step, latest_metrics."timestamp", latest_metrics."value")'
 )
-_LATEST_COLUMNS = f"latest_metrics {_POINT_COLUMNS}"
+_LATEST_COLUMNS = f"latest_metrics {POINT_COLUMNS}"
 
 
 def _upsert_latest(session: Session, latest: dict[str, dict[str, _Point]]) -> None:
@@ -407,7 +396,7 @@ def record_artifact_files(session: Session, run_id: str, records: Iterable[tuple
     if not rows:
         return
     get_run_row(session, run_id)
-    stmt = _upsert(session, _ARTIFACTS)
+    stmt = insert_on_conflict(session, _ARTIFACTS)
     ex = stmt.excluded
     session.execute(
         stmt.on_conflict_do_update(

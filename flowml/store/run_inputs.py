@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from flowml.entities import Dataset, DatasetInput
 from flowml.exceptions import InvalidParameterValue
-from flowml.store.tables import DatasetRow, RunDatasetInputRow, table_of
+from flowml.store.tables import DatasetRow, RunDatasetInputRow, insert_on_conflict, table_of
 from flowml.store.tracking import get_run_row
 
 __all__ = ["load_inputs", "log_inputs"]
@@ -60,11 +58,6 @@ def _check(item: DatasetInput) -> None:
             )
 
 
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def log_inputs(session: Session, run_id: str, inputs: Sequence[DatasetInput]) -> None:
     """Record ``inputs`` for the (active) run ``run_id``; every input is checked before any is written."""
     for item in inputs:
@@ -78,7 +71,7 @@ def log_inputs(session: Session, run_id: str, inputs: Sequence[DatasetInput]) ->
             _DATASETS.c.digest == d.digest,
         )
         session.execute(
-            _insert(session, _DATASETS)
+            insert_on_conflict(session, _DATASETS)
             .values(
                 dataset_id=uuid.uuid4().hex,
                 experiment_id=run.experiment_id,
@@ -93,7 +86,7 @@ def log_inputs(session: Session, run_id: str, inputs: Sequence[DatasetInput]) ->
         )
         dataset_id = session.execute(select(_DATASETS.c.dataset_id).where(*key)).scalar_one()
         session.execute(
-            _insert(session, _INPUTS)
+            insert_on_conflict(session, _INPUTS)
             .values(run_id=run_id, dataset_id=dataset_id, tags=orjson.dumps(dict(item.tags)).decode())
             .on_conflict_do_nothing(index_elements=["run_id", "dataset_id"])
         )

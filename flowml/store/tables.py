@@ -6,7 +6,7 @@ Times are epoch milliseconds in BIGINT columns. A metric value of NaN is stored 
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -23,9 +23,12 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "POINT_COLUMNS",
     "ArtifactFileRow",
     "AuthTokenRow",
     "AuthUserRow",
@@ -44,6 +47,7 @@ __all__ = [
     "RunOutputRow",
     "RunRow",
     "RunTagRow",
+    "insert_on_conflict",
     "metadata",
     "table_of",
 ]
@@ -54,6 +58,16 @@ metadata = SQLModel.metadata
 def table_of(model: type[SQLModel]) -> Table:
     """The Core ``Table`` of a table model (for bulk Core statements)."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def insert_on_conflict(session: Session, table: Table) -> Any:
+    """The dialect's INSERT that supports ``on_conflict_do_*`` (SQLite and PostgreSQL)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"Unsupported database dialect {name!r}")
 
 
 _CASCADE = "CASCADE"
@@ -155,6 +169,10 @@ class ParamRow(SQLModel, table=True):
     value: str = Field(sa_column=Column(String(8000), nullable=False))
     experiment_id: int = Field(sa_column=Column(Integer, nullable=False))
     start_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+#: A point's columns in driver-level SQL, the same in ``metrics`` and ``latest_metrics``.
+POINT_COLUMNS = '(run_id, "key", step, "timestamp", "value", is_nan)'
 
 
 class MetricRow(SQLModel, table=True):
