@@ -7,7 +7,7 @@ share between threads, and free of any database or HTTP dependency.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,11 +20,13 @@ __all__ = [
     "LifecycleStage",
     "LoggedModel",
     "Metric",
+    "ModelMetric",
     "PagedList",
     "Param",
     "Run",
     "RunData",
     "RunInfo",
+    "RunLinks",
     "RunStatus",
     "RunTag",
     "SourceType",
@@ -200,6 +202,21 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelMetric:
+    """A metric point of a logged model (MLflow 3 ``Metric`` with ``model_id``): which run logged it
+    and, when it was measured on one, the dataset's name and digest."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+    model_id: str
+    run_id: str
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LoggedModel:
     """An MLflow 3 logged model: a model's files plus its metadata, produced by a run."""
 
@@ -215,6 +232,8 @@ class LoggedModel:
     status_message: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
+    #: Every metric point logged for the model, ordered by key, step and timestamp.
+    metrics: Sequence[ModelMetric] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +254,16 @@ class DatasetInput:
 
     dataset: Dataset
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunLinks:
+    """What a run used and produced besides its data: MLflow's run ``inputs`` (datasets and MLflow 3
+    logged models) and ``outputs`` (the logged models it produced, with the step)."""
+
+    dataset_inputs: tuple[DatasetInput, ...] = ()
+    model_inputs: tuple[str, ...] = ()
+    model_outputs: tuple[tuple[str, int], ...] = ()
 
 
 class PagedList(list[T]):

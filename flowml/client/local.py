@@ -11,10 +11,12 @@ from flowml.entities import (
     Experiment,
     LoggedModel,
     Metric,
+    ModelMetric,
     PagedList,
     Param,
     Run,
     RunInfo,
+    RunLinks,
     RunTag,
     ViewType,
 )
@@ -92,13 +94,16 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
         with self.db.read() as s:
             return tracking.get_run(s, run_id)
 
-    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
-        """Datasets the run used (MLflow's ``log-inputs``; served over REST, not in ``Run`` yet)."""
-        self.db.write(lambda s: run_inputs.log_inputs(s, run_id, inputs))
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput], model_ids: Sequence[str] = ()) -> None:
+        """Datasets and logged models the run used (MLflow's ``log-inputs``; served over REST, not in
+        ``Run`` yet)."""
+        self.db.write(lambda s: run_inputs.log_inputs(s, run_id, inputs, model_ids))
 
-    def dataset_inputs(self, run_ids: Sequence[str]) -> dict[str, list[DatasetInput]]:
+    def run_links(self, run_ids: Sequence[str], *, model_inputs: bool = True) -> dict[str, RunLinks]:
+        """Each run's inputs and outputs (only runs that have any), in one read; ``model_inputs=False``
+        leaves out the logged models used (MLflow's run search does)."""
         with self.db.read() as s:
-            return run_inputs.load_inputs(s, run_ids)
+            return run_inputs.load_links(s, run_ids, model_inputs=model_inputs)
 
     def update_run_info(
         self, run_id: str, status: str | None, end_time: int | None, run_name: str | None
@@ -204,19 +209,20 @@ class SqlLoggedModels:
     def log_outputs(self, run_id: str, models: Sequence[tuple[str, int]]) -> None:
         self.db.write(lambda s: logged_models.log_outputs(s, run_id, models))
 
-    def run_outputs(self, run_id: str) -> list[tuple[str, int]]:
-        with self.db.read() as s:
-            return logged_models.run_outputs(s, run_id)
+    def log_metrics(self, run_id: str, points: Sequence[ModelMetric]) -> None:
+        """Metric points of logged models, logged by run ``run_id`` (one transaction)."""
+        self.db.write(lambda s: logged_models.log_model_metrics(s, run_id, points))
 
     def search(
         self,
         experiment_ids: Sequence[str],
         filter_string: str | None,
         max_results: int | None,
-        order_by: Sequence[str] | None,
+        order_by: Sequence[str | logged_models.ModelOrder] | None,
         page_token: str | None,
+        datasets: Sequence[Mapping[str, str]] | None = None,
     ) -> PagedList[LoggedModel]:
         with self.db.read() as s:
             return logged_models.search_logged_models(
-                s, experiment_ids, filter_string, max_results, order_by, page_token
+                s, experiment_ids, filter_string, max_results, order_by, page_token, datasets
             )

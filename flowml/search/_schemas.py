@@ -7,8 +7,9 @@
 * registered models: ``tags.`` and ``name``; order_by name, timestamp / last_updated_timestamp.
 * model versions: ``tags.`` and name, run_id, source_path, version_number; order_by name,
   version_number, creation_timestamp, last_updated_timestamp.
-* logged models (MLflow 3): ``tags.`` and name, model_id, source_run_id, status, model_type,
-  creation/last_updated timestamps.
+* logged models (MLflow 3): ``metrics.`` (a model matches when any of its points does), ``params.``,
+  ``tags.`` and name, model_id, source_run_id, status, model_type, creation/last_updated
+  timestamps; order_by on those attributes and on metrics (the latest point).
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ _RUN_PREFIXES = {
 #: The keys a ``datasets.`` clause may name (``context`` is the input's ``mlflow.data.context`` tag).
 DATASET_KEYS = frozenset({"name", "digest", "context"})
 _REGISTRY_PREFIXES = {"attribute": Entity.ATTRIBUTE, "tag": Entity.TAG, "tags": Entity.TAG}
+_LOGGED_MODEL_PREFIXES = {
+    **_REGISTRY_PREFIXES,
+    "attributes": Entity.ATTRIBUTE,
+    "metrics": Entity.METRIC,
+    "params": Entity.PARAM,
+}
 
 _RUN_STRING = AttrSpec(AttrType.STRING, _STRING_OPS)
 _RUN_NUMBER = AttrSpec(AttrType.NUMBER, _NUMERIC_OPS)
@@ -149,7 +156,7 @@ MODEL_VERSIONS = Schema(
 
 LOGGED_MODELS = Schema(
     kind=SearchKind.LOGGED_MODELS,
-    prefixes=_REGISTRY_PREFIXES,
+    prefixes=_LOGGED_MODEL_PREFIXES,
     attributes={
         "name": AttrSpec(AttrType.STRING, _STRING_OPS | _LIST_OPS),
         "model_id": AttrSpec(AttrType.STRING, _STRING_OPS | _LIST_OPS),
@@ -160,8 +167,24 @@ LOGGED_MODELS = Schema(
         "last_updated_timestamp": AttrSpec(AttrType.INTEGER, _NUMERIC_OPS),
     },
     aliases={"creation_time": "creation_timestamp", "last_updated_time": "last_updated_timestamp"},
-    entity_comparators={Entity.TAG: _STRING_OPS},
-    order_attributes=frozenset({"name", "creation_timestamp", "last_updated_timestamp"}),
+    entity_comparators={
+        Entity.METRIC: _NUMERIC_OPS,
+        Entity.PARAM: _STRING_OPS | _LIST_OPS,
+        Entity.TAG: _STRING_OPS | _LIST_OPS,
+    },
+    order_attributes=frozenset(
+        {
+            "name",
+            "model_id",
+            "source_run_id",
+            "status",
+            "model_type",
+            "creation_timestamp",
+            "last_updated_timestamp",
+        }
+    ),
+    order_aliases={"creation_time": "creation_timestamp", "last_updated_time": "last_updated_timestamp"},
+    order_entities=frozenset({Entity.ATTRIBUTE, Entity.METRIC}),
 )
 
 _SCHEMAS = {s.kind: s for s in (RUNS, EXPERIMENTS, REGISTERED_MODELS, MODEL_VERSIONS, LOGGED_MODELS)}

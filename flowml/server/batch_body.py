@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from flowml.entities import Param, RunTag
+from flowml.entities import ModelMetric, Param, RunTag
 from flowml.exceptions import InvalidParameterValue
 from flowml.server.wire import parse_double
 from flowml.store.run_data import Point, PreparedBatch, prepare_points
 from flowml.validation import INT64_MAX, INT64_MIN, validate_batch_limits
 
-__all__ = ["parse_log_batch"]
+__all__ = ["LogBatchBody", "parse_log_batch"]
 
 _TWO_63 = 2.0**63
 _DECIMAL = re.compile(r"-?[0-9]{1,20}")
@@ -126,7 +126,46 @@ def _pairs(data: dict[str, Any], field: str, kind: type[Param] | type[RunTag]) -
     return out
 
 
-def parse_log_batch(raw: bytes) -> PreparedBatch:
+class LogBatchBody(NamedTuple):
+    batch: PreparedBatch
+    #: The points sent with a ``model_id`` (MLflow 3), also kept as the logged models' metrics.
+    model_points: list[ModelMetric]
+
+
+def _optional_str(metric: dict[str, Any], field: str, path: str) -> str | None:
+    value = metric.get(field)
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise _invalid(f"{path}.{field}", value)
+    return value
+
+
+def _model_points(run_id: str, metrics: list[Any], points: list[Point]) -> list[ModelMetric]:
+    """``points[i]`` again as a logged model's metric where ``metrics[i]`` names a ``model_id``."""
+    out = []
+    for i, metric in enumerate(metrics):
+        if metric.get("model_id") in (None, ""):
+            continue
+        path = f"metrics[{i}]"
+        model_id = _optional_str(metric, "model_id", path)
+        key, value, timestamp, step = points[i]
+        out.append(
+            ModelMetric(
+                key,
+                value,
+                timestamp,
+                step,
+                str(model_id),
+                run_id,
+                _optional_str(metric, "dataset_name", path),
+                _optional_str(metric, "dataset_digest", path),
+            )
+        )
+    return out
+
+
+def parse_log_batch(raw: bytes) -> LogBatchBody:
     """Parse and validate a log-batch body; raises :class:`InvalidParameterValue` for bad input."""
     try:
         data = orjson.loads(raw) if raw.strip() else {}
@@ -151,4 +190,8 @@ def parse_log_batch(raw: bytes) -> PreparedBatch:
         points = [_point(i, m) for i, m in enumerate(metrics)]
     params = _pairs(data, "params", Param)
     tags = _pairs(data, "tags", RunTag)
-    return prepare_points(run_id, points, params, tags)
+    # Most bodies never mention a model: a byte search spares them the per-point look-up (a body with
+    # \u escapes, which could spell the field name, always takes it).
+    named = b'"model_id"' in raw or b"\\u" in raw
+    model_points = _model_points(run_id, metrics, points) if named else []
+    return LogBatchBody(prepare_points(run_id, points, params, tags), model_points)

@@ -136,8 +136,13 @@ class DatasetInputBody(_Body):
     dataset: DatasetBody
 
 
+class ModelInputBody(_Body):
+    model_id: str
+
+
 class LogInputs(_RunRef):
     datasets: list[DatasetInputBody] = Field(default_factory=list)
+    models: list[ModelInputBody] = Field(default_factory=list)
 
 
 class CreateRun(_Body):
@@ -159,6 +164,10 @@ class LogMetric(_RunRef):
     value: Any
     timestamp: int
     step: int = 0
+    #: MLflow 3: the logged model the point is also a metric of, and the dataset it was measured on.
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class LogParam(_RunRef):
@@ -180,6 +189,9 @@ class MetricBody(_Body):
     value: Any
     timestamp: int
     step: int = 0
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class LogBatch(_RunRef):

@@ -7,12 +7,12 @@ Doubles follow protobuf's JSON mapping: NaN and ±inf travel as the strings ``"N
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from starlette.responses import Response
 
-from flowml.entities import DatasetInput, Experiment, FileInfo, Metric, Run, RunInfo
+from flowml.entities import DatasetInput, Experiment, FileInfo, Metric, Run, RunInfo, RunLinks
 from flowml.exceptions import InvalidParameterValue
 
 __all__ = [
@@ -118,7 +118,7 @@ def dataset_input_json(item: DatasetInput) -> dict[str, Any]:
     }
 
 
-def run_json(run: Run, inputs: Sequence[DatasetInput] = ()) -> dict[str, Any]:
+def run_json(run: Run, links: RunLinks | None = None) -> dict[str, Any]:
     points = run.data.latest_metrics
     metrics = [metric_json(points.get(k) or Metric(k, v, 0, 0)) for k, v in run.data.metrics.items()]
     data: dict[str, Any] = {}
@@ -128,8 +128,17 @@ def run_json(run: Run, inputs: Sequence[DatasetInput] = ()) -> dict[str, Any]:
         data["params"] = tags_json(run.data.params)
     if run.data.tags:
         data["tags"] = tags_json(run.data.tags)
-    run_inputs = {"dataset_inputs": [dataset_input_json(i) for i in inputs]} if inputs else {}
-    return {"info": run_info_json(run.info), "data": data, "inputs": run_inputs}
+    out = {"info": run_info_json(run.info), "data": data, "inputs": {}}
+    if links is not None:
+        if links.dataset_inputs:
+            out["inputs"]["dataset_inputs"] = [dataset_input_json(i) for i in links.dataset_inputs]
+        if links.model_inputs:
+            out["inputs"]["model_inputs"] = [{"model_id": m} for m in links.model_inputs]
+        if links.model_outputs:  # MLflow 3: the logged models this run produced
+            out["outputs"] = {
+                "model_outputs": [{"model_id": m, "step": step} for m, step in links.model_outputs]
+            }
+    return out
 
 
 def file_info_json(info: FileInfo) -> dict[str, Any]:

@@ -37,7 +37,7 @@ __all__ = ["HEAD_REVISION", "Database", "normalize_db_uri"]
 logger = logging.getLogger(__name__)
 
 #: The newest Alembic revision in ``store/migrations/versions``; a test keeps it in step.
-HEAD_REVISION = "0006_dataset_inputs"
+HEAD_REVISION = "0007_logged_model_metrics"
 
 T = TypeVar("T")
 

@@ -1,29 +1,28 @@
-"""MLflow 3 logged models (``log_model`` registers one, uploads its files, then finalizes it).
+"""MLflow 3 logged models (``log_model`` registers one, uploads its files, then finalizes it), their
+tags, params and metric points (metrics a run logs with a ``model_id``), and the runs' outputs.
 
-Search supports MLflow's filter grammar over name, model_id, source_run_id, status, model_type,
-timestamps and tags (AND-joined), ordered by creation time (newest first) or the given keys, with
-offset page tokens (logged models per experiment are few).
+Search is in :mod:`flowml.store._logged_model_search`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, false, insert, or_, select, true
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from flowml.entities import LifecycleStage, LoggedModel, PagedList
+from flowml.entities import LifecycleStage, LoggedModel, ModelMetric, PagedList
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
-from flowml.search import Comparator, Entity, SearchKind, parse_filter, parse_order_by
+from flowml.store._logged_model_search import ModelOrder, search_page
 from flowml.store.tables import (
+    LoggedModelMetricRow,
     LoggedModelParamRow,
     LoggedModelRow,
     LoggedModelTagRow,
     RunOutputRow,
+    insert_on_conflict,
     table_of,
 )
 from flowml.store.tracking import _experiment_row, get_run_row, join_uri, now_ms
@@ -31,14 +30,16 @@ from flowml.validation import validate_key
 
 __all__ = [
     "STATUSES",
+    "ModelOrder",
     "create_logged_model",
     "delete_logged_model",
     "delete_logged_model_tag",
     "finalize_logged_model",
     "get_logged_model",
+    "load_models",
     "log_logged_model_params",
+    "log_model_metrics",
     "log_outputs",
-    "run_outputs",
     "search_logged_models",
     "set_logged_model_tags",
 ]
@@ -48,16 +49,9 @@ STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_F
 _M = table_of(LoggedModelRow)
 _TAGS = table_of(LoggedModelTagRow)
 _PARAMS = table_of(LoggedModelParamRow)
+_METRICS = table_of(LoggedModelMetricRow)
 _OUTPUTS = table_of(RunOutputRow)
-_COLUMNS = {
-    "name": _M.c.name,
-    "model_id": _M.c.model_id,
-    "source_run_id": _M.c.source_run_id,
-    "status": _M.c.status,
-    "model_type": _M.c.model_type,
-    "creation_timestamp": _M.c.creation_timestamp_ms,
-    "last_updated_timestamp": _M.c.last_updated_timestamp_ms,
-}
+_NAN = float("nan")
 
 
 def _row(session: Session, model_id: str) -> LoggedModelRow:
@@ -67,7 +61,8 @@ def _row(session: Session, model_id: str) -> LoggedModelRow:
     return row
 
 
-def _load(session: Session, rows: Sequence[LoggedModelRow]) -> list[LoggedModel]:
+def load_models(session: Session, rows: Sequence[LoggedModelRow]) -> list[LoggedModel]:
+    """The entities of ``rows`` with their tags, params and metric points (three statements)."""
     ids = [r.model_id for r in rows]
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
     params: dict[str, dict[str, str]] = {i: {} for i in ids}
@@ -76,6 +71,24 @@ def _load(session: Session, rows: Sequence[LoggedModelRow]) -> list[LoggedModel]
             select(table.c.model_id, table.c.key, table.c.value).where(table.c.model_id.in_(ids))
         ):
             target[model_id][key] = value
+    metrics: dict[str, list[ModelMetric]] = {i: [] for i in ids}
+    m = _METRICS.c
+    columns = (m.model_id, m.key, m.step, m.timestamp, m.run_id, m.dataset_name, m.dataset_digest)
+    for point in session.execute(
+        select(*columns, m.value, m.is_nan).where(m.model_id.in_(ids)).order_by(*columns)
+    ):
+        metrics[point.model_id].append(
+            ModelMetric(
+                point.key,
+                _NAN if point.is_nan else point.value,
+                point.timestamp,
+                point.step,
+                point.model_id,
+                point.run_id,
+                point.dataset_name or None,
+                point.dataset_digest or None,
+            )
+        )
     return [
         LoggedModel(
             model_id=r.model_id,
@@ -90,6 +103,7 @@ def _load(session: Session, rows: Sequence[LoggedModelRow]) -> list[LoggedModel]
             status_message=r.status_message,
             tags=tags[r.model_id],
             params=params[r.model_id],
+            metrics=tuple(metrics[r.model_id]),
         )
         for r in rows
     ]
@@ -136,11 +150,11 @@ def create_logged_model(
     session.flush()
     _put(session, _TAGS, model_id, dict(tags or {}))
     _put(session, _PARAMS, model_id, dict(params or {}))
-    return _load(session, [row])[0]
+    return load_models(session, [row])[0]
 
 
 def get_logged_model(session: Session, model_id: str) -> LoggedModel:
-    return _load(session, [_row(session, model_id)])[0]
+    return load_models(session, [_row(session, model_id)])[0]
 
 
 def finalize_logged_model(session: Session, model_id: str, status: str) -> LoggedModel:
@@ -149,7 +163,7 @@ def finalize_logged_model(session: Session, model_id: str, status: str) -> Logge
     row = _row(session, model_id)
     row.status = status
     row.last_updated_timestamp_ms = now_ms()
-    return _load(session, [row])[0]
+    return load_models(session, [row])[0]
 
 
 def delete_logged_model(session: Session, model_id: str) -> None:
@@ -183,50 +197,32 @@ def log_outputs(session: Session, run_id: str, models: Sequence[tuple[str, int]]
         session.execute(insert(_OUTPUTS).values(run_id=run_id, model_id=model_id, step=step))
 
 
-def run_outputs(session: Session, run_id: str) -> list[tuple[str, int]]:
-    """``(model_id, step)`` of the logged models run ``run_id`` produced (its MLflow 3 outputs)."""
-    rows = session.execute(
-        select(_OUTPUTS.c.model_id, _OUTPUTS.c.step)
-        .where(_OUTPUTS.c.run_id == run_id)
-        .order_by(_OUTPUTS.c.step, _OUTPUTS.c.model_id)
-    ).all()
-    return [(model_id, int(step)) for model_id, step in rows]
-
-
-def _clause(comparison: Any) -> ColumnElement[bool]:
-    op, value = comparison.comparator, comparison.value
-    if comparison.key.entity is Entity.TAG:
-        column = _TAGS.c.value
-        match = _compare(column, op, value)
-        return exists().where(_TAGS.c.model_id == _M.c.model_id, _TAGS.c.key == comparison.key.name, match)
-    return _compare(_COLUMNS[comparison.key.name], op, value)
-
-
-def _compare(column: Any, op: Comparator, value: Any) -> ColumnElement[bool]:
-    result: ColumnElement[bool]
-    if op is Comparator.EQ:
-        result = column == value
-    elif op is Comparator.NE:
-        result = column != value
-    elif op is Comparator.LT:
-        result = column < value
-    elif op is Comparator.LE:
-        result = column <= value
-    elif op is Comparator.GT:
-        result = column > value
-    elif op is Comparator.GE:
-        result = column >= value
-    elif op is Comparator.LIKE:
-        result = column.like(value)
-    elif op is Comparator.ILIKE:
-        result = column.ilike(value)
-    elif op is Comparator.IN:
-        result = column.in_(list(value)) if value else false()
-    elif op is Comparator.NOT_IN:
-        result = column.not_in(list(value)) if value else true()
-    else:  # IS NULL forms are not offered for logged models
-        raise InvalidParameterValue(f"Unsupported comparator {op.value!r} for logged models")
-    return result
+def log_model_metrics(session: Session, run_id: str, points: Sequence[ModelMetric]) -> None:
+    """Metric points of logged models, logged by run ``run_id`` (MLflow 3: metrics sent with a
+    ``model_id``). The run must be active and every model must exist; a point already stored (same
+    model, key, step, timestamp, run and dataset) is kept as it was."""
+    run = get_run_row(session, run_id, for_write=True)
+    for model_id in dict.fromkeys(p.model_id for p in points):
+        _row(session, model_id)
+    rows = []
+    for point in points:
+        validate_key(point.key, "metric")
+        is_nan = point.value != point.value
+        rows.append(
+            {
+                "model_id": point.model_id,
+                "key": point.key,
+                "step": point.step,
+                "timestamp": point.timestamp,
+                "run_id": run.run_id,
+                "dataset_name": point.dataset_name or "",
+                "dataset_digest": point.dataset_digest or "",
+                "value": 0.0 if is_nan else point.value,
+                "is_nan": is_nan,
+            }
+        )
+    if rows:
+        session.execute(insert_on_conflict(session, _METRICS).on_conflict_do_nothing(), rows)
 
 
 def search_logged_models(
@@ -234,35 +230,12 @@ def search_logged_models(
     experiment_ids: Sequence[str],
     filter_string: str | None = None,
     max_results: int | None = None,
-    order_by: Sequence[str] | None = None,
+    order_by: Sequence[str | ModelOrder] | None = None,
     page_token: str | None = None,
+    datasets: Sequence[Mapping[str, str]] | None = None,
 ) -> PagedList[LoggedModel]:
-    limit = max_results or 100
-    if not 1 <= limit <= 1000:
-        raise InvalidParameterValue(f"max_results must be between 1 and 1000, got {limit}")
-    offset = 0
-    if page_token:
-        try:
-            offset = int(json.loads(base64.b64decode(page_token))["offset"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidParameterValue(f"Invalid page token {page_token!r}") from exc
-    ids = [int(e) for e in experiment_ids if str(e).isdigit()]
-    where = [_M.c.experiment_id.in_(ids), _M.c.lifecycle_stage == LifecycleStage.ACTIVE]
-    where += [_clause(c) for c in parse_filter(filter_string, SearchKind.LOGGED_MODELS).clauses]
-    ordering = [
-        (_COLUMNS[o.key.name].asc() if o.ascending else _COLUMNS[o.key.name].desc())
-        for o in parse_order_by(order_by, SearchKind.LOGGED_MODELS)
-    ] or [_M.c.creation_timestamp_ms.desc()]
-    query = (
-        select(LoggedModelRow)
-        .where(and_(*where) if where else or_(true()))
-        .order_by(*ordering, _M.c.model_id)
-        .offset(offset)
-        .limit(limit + 1)
+    """One page of logged models (see :mod:`flowml.store._logged_model_search`)."""
+    rows, token = search_page(
+        session, experiment_ids, filter_string, max_results, order_by, page_token, datasets
     )
-    rows = list(session.execute(query).scalars())
-    token = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        token = base64.b64encode(json.dumps({"offset": offset + limit}).encode()).decode()
-    return PagedList(_load(session, rows), token)
+    return PagedList(load_models(session, rows), token)

@@ -1,7 +1,8 @@
-"""Datasets runs used (MLflow's ``runs/log-inputs`` and a run's ``inputs.dataset_inputs``).
+"""What runs used and produced: MLflow's ``runs/log-inputs`` (datasets and, MLflow 3, logged models)
+and a run's ``inputs`` / ``outputs`` as the REST API returns them.
 
 A dataset is stored once per experiment, name and digest (the first one logged keeps its schema
-and profile, as in MLflow); a run lists each dataset once (logging it again changes nothing).
+and profile, as in MLflow); a run lists each dataset or model once (logging it again changes nothing).
 """
 
 from __future__ import annotations
@@ -13,15 +14,26 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flowml.entities import Dataset, DatasetInput
-from flowml.exceptions import InvalidParameterValue
-from flowml.store.tables import DatasetRow, RunDatasetInputRow, insert_on_conflict, table_of
+from flowml.entities import Dataset, DatasetInput, LifecycleStage, RunLinks
+from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from flowml.store.tables import (
+    DatasetRow,
+    LoggedModelRow,
+    RunDatasetInputRow,
+    RunModelInputRow,
+    RunOutputRow,
+    insert_on_conflict,
+    table_of,
+)
 from flowml.store.tracking import get_run_row
 
-__all__ = ["load_inputs", "log_inputs"]
+__all__ = ["load_inputs", "load_links", "log_inputs"]
 
 _DATASETS = table_of(DatasetRow)
 _INPUTS = table_of(RunDatasetInputRow)
+_MODEL_INPUTS = table_of(RunModelInputRow)
+_OUTPUTS = table_of(RunOutputRow)
+_MODELS = table_of(LoggedModelRow)
 _CHUNK = 500  # run ids per IN (...) list
 
 # MLflow's limits (characters).
@@ -58,11 +70,30 @@ def _check(item: DatasetInput) -> None:
             )
 
 
-def log_inputs(session: Session, run_id: str, inputs: Sequence[DatasetInput]) -> None:
-    """Record ``inputs`` for the (active) run ``run_id``; every input is checked before any is written."""
+def log_inputs(
+    session: Session, run_id: str, inputs: Sequence[DatasetInput], model_ids: Sequence[str] = ()
+) -> None:
+    """Record ``inputs`` (datasets) and ``model_ids`` (logged models) for the (active) run ``run_id``;
+    everything is checked before anything is written."""
     for item in inputs:
         _check(item)
     run = get_run_row(session, run_id, for_write=True)
+    models = list(dict.fromkeys(model_ids))
+    if models:
+        found = set(
+            session.execute(
+                select(_MODELS.c.model_id).where(
+                    _MODELS.c.model_id.in_(models), _MODELS.c.lifecycle_stage == LifecycleStage.ACTIVE
+                )
+            ).scalars()
+        )
+        for model_id in models:
+            if model_id not in found:
+                raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+        session.execute(
+            insert_on_conflict(session, _MODEL_INPUTS).on_conflict_do_nothing(),
+            [{"run_id": run_id, "model_id": model_id} for model_id in models],
+        )
     for item in inputs:
         d = item.dataset
         key = (
@@ -108,3 +139,33 @@ def load_inputs(session: Session, run_ids: Sequence[str]) -> dict[str, list[Data
             dataset = Dataset(name, digest, source_type, source, schema, profile)
             found.setdefault(run_id, []).append(DatasetInput(dataset, orjson.loads(tags)))
     return found
+
+
+def load_links(session: Session, run_ids: Sequence[str], *, model_inputs: bool = True) -> dict[str, RunLinks]:
+    """The inputs (datasets and, if ``model_inputs``, logged models) and outputs (logged models) of
+    each of ``run_ids`` that has any: up to three statements per chunk of runs."""
+    datasets = load_inputs(session, run_ids)
+    used: dict[str, list[str]] = {}
+    made: dict[str, list[tuple[str, int]]] = {}
+    ids = list(dict.fromkeys(run_ids))
+    mi, out = _MODEL_INPUTS.c, _OUTPUTS.c
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        if model_inputs:
+            for run_id, model_id in session.execute(
+                select(mi.run_id, mi.model_id).where(mi.run_id.in_(chunk)).order_by(mi.run_id, mi.model_id)
+            ):
+                used.setdefault(run_id, []).append(model_id)
+        for run_id, model_id, step in session.execute(
+            select(out.run_id, out.model_id, out.step)
+            .where(out.run_id.in_(chunk))
+            .order_by(out.run_id, out.step, out.model_id)
+        ):
+            made.setdefault(run_id, []).append((model_id, int(step)))
+    return {
+        run_id: RunLinks(
+            tuple(datasets.get(run_id, ())), tuple(used.get(run_id, ())), tuple(made.get(run_id, ()))
+        )
+        for run_id in ids
+        if run_id in datasets or run_id in used or run_id in made
+    }

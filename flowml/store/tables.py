@@ -37,6 +37,7 @@ __all__ = [
     "ExperimentRow",
     "ExperimentTagRow",
     "LatestMetricRow",
+    "LoggedModelMetricRow",
     "LoggedModelParamRow",
     "LoggedModelRow",
     "LoggedModelTagRow",
@@ -44,6 +45,7 @@ __all__ = [
     "ParamRow",
     "RegisteredModelPermissionRow",
     "RunDatasetInputRow",
+    "RunModelInputRow",
     "RunOutputRow",
     "RunRow",
     "RunTagRow",
@@ -275,6 +277,47 @@ class LoggedModelParamRow(SQLModel, table=True):
     model_id: str = Field(sa_column=_model_fk())
     key: str = Field(sa_column=Column(String(250), nullable=False))
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class LoggedModelMetricRow(SQLModel, table=True):
+    """A metric point logged for a logged model (MLflow 3: a metric sent with ``model_id``), by the run
+    that logged it and, optionally, on a dataset (``""`` when none: the columns are in the key)."""
+
+    __tablename__ = "logged_model_metrics"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "model_id",
+            "key",
+            "step",
+            "timestamp",
+            "run_id",
+            "dataset_name",
+            "dataset_digest",
+            name="pk_logged_model_metrics",
+        ),
+        Index("ix_logged_model_metrics_key_value", "key", "value"),
+        _CLUSTERED,
+    )
+
+    model_id: str = Field(sa_column=_model_fk())
+    key: str = Field(sa_column=Column(String(250), nullable=False))
+    step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    run_id: str = Field(sa_column=_run_fk())
+    dataset_name: str = Field(default="", sa_column=Column(String(500), nullable=False))
+    dataset_digest: str = Field(default="", sa_column=Column(String(36), nullable=False))
+    value: float = Field(sa_column=Column(Double, nullable=False))
+    is_nan: bool = Field(default=False, nullable=False)
+
+
+class RunModelInputRow(SQLModel, table=True):
+    """A logged model a run used (MLflow 3's run ``inputs.model_inputs``)."""
+
+    __tablename__ = "run_model_inputs"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "model_id", name="pk_run_model_inputs"),)
+
+    run_id: str = Field(sa_column=_run_fk())
+    model_id: str = Field(sa_column=_model_fk())
 
 
 class RunOutputRow(SQLModel, table=True):

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flowml.server.batch_body import parse_log_batch
 from tests.fixtures.server import serve_in_thread
 
 API = "/api/2.0/mlflow"
@@ -181,3 +182,54 @@ def test_the_body_is_documented_in_openapi(api: httpx.Client) -> None:
     body = schema["paths"][API + "/runs/log-batch"]["post"]["requestBody"]
     metric = body["content"]["application/json"]["schema"]["properties"]["metrics"]["items"]
     assert metric["required"] == ["key", "value", "timestamp"]
+
+
+def test_points_with_a_model_id_are_also_the_logged_models_metrics(any_store_api: httpx.Client) -> None:
+    """MLflow 3 sends ``model_id`` (and a dataset) on metrics: the run keeps every point, the logged model
+    the ones naming it; a point naming an unknown model is refused before anything is written."""
+    api = any_store_api
+    run_id = _run(api)
+    model_id = api.post("/logged-models", json={"experiment_id": "0", "name": "m"}).json()["model"]["info"][
+        "model_id"
+    ]
+    points = [
+        {"key": "acc", "value": 0.5, "timestamp": 10, "step": 1, "model_id": model_id},
+        {
+            "key": "acc",
+            "value": "NaN",
+            "timestamp": 11,
+            "step": 2,
+            "model_id": model_id,
+            "dataset_name": "ev",
+            "dataset_digest": "d1",
+        },
+        {"key": "acc", "value": 0.7, "timestamp": 12, "step": 3},
+    ]
+    assert api.post("/runs/log-batch", json={"run_id": run_id, "metrics": points}).status_code == 200
+    single = {"run_id": run_id, "key": "loss", "value": 2.5, "timestamp": 13, "model_id": model_id}
+    assert api.post("/runs/log-metric", json=single).status_code == 200
+    assert [m["value"] for m in _history(api, run_id, "acc")] == [0.5, "NaN", 0.7]
+    metrics = api.get(f"/logged-models/{model_id}").json()["model"]["data"]["metrics"]
+    assert metrics == [
+        {"key": "acc", "value": 0.5, "timestamp": 10, "step": 1, "model_id": model_id, "run_id": run_id},
+        {"key": "acc", "value": "NaN", "timestamp": 11, "step": 2, "model_id": model_id, "run_id": run_id}
+        | {"dataset_name": "ev", "dataset_digest": "d1"},
+        {"key": "loss", "value": 2.5, "timestamp": 13, "step": 0, "model_id": model_id, "run_id": run_id},
+    ]
+
+    unknown = {"key": "f1", "value": 1.0, "timestamp": 14, "model_id": "m-" + "0" * 32}
+    refused = api.post("/runs/log-batch", json={"run_id": run_id, "metrics": [unknown]})
+    assert _error(refused)[:2] == (404, "RESOURCE_DOES_NOT_EXIST")
+    assert _history(api, run_id, "f1") == []
+    bad = api.post("/runs/log-batch", json={"run_id": run_id, "metrics": [{**unknown, "model_id": 7}]})
+    assert _error(bad)[:2] == (400, "INVALID_PARAMETER_VALUE")
+    assert "metrics[0].model_id" in _error(bad)[2]
+
+
+@pytest.mark.parametrize("field", [b'"model_id"', b'"model\\u005fid"'])
+def test_a_model_id_is_found_however_the_body_spells_it(field: bytes) -> None:
+    body = b'{"run_id": "%s", "metrics": [{"key": "k", "value": 1, "timestamp": 5, %s: "m-1"}]}' % (
+        b"a" * 32,
+        field,
+    )
+    assert [(p.key, p.model_id, p.timestamp) for p in parse_log_batch(body).model_points] == [("k", "m-1", 5)]

@@ -259,3 +259,68 @@ def test_registry_register_stages_aliases_and_models_uris(server: str, tmp_path:
     # What mlflow registered is what flowml's own REST client reads.
     version = FlowmlClient(server).get_model_version("compat-reg", "2")
     assert version.current_stage == "Production"
+
+
+_LOGGED_MODEL_METRICS = """
+import json, mlflow, numpy as np
+from mlflow.entities import LoggedModelOutput
+mlflow.set_experiment("compat-lm-metrics")
+ev = mlflow.data.from_numpy(np.arange(6).reshape(3, 2), name="eval")
+with mlflow.start_run() as run:
+    a, b, c = (mlflow.create_external_model(name=name) for name in "abc")
+    mlflow.log_metric("acc", 0.8, step=1, model_id=a.model_id)
+    mlflow.log_metrics({"acc": 0.9, "loss": 0.25}, step=2, model_id=a.model_id, dataset=ev)
+    mlflow.log_metrics({"acc": 0.95}, step=1, model_id=b.model_id)
+    mlflow.set_active_model(model_id=c.model_id)
+    mlflow.log_metric("f1", 0.5, step=3)  # linked to the active model by the client
+    mlflow.MlflowClient().log_outputs(run.info.run_id, [LoggedModelOutput(b.model_id, 2)])
+points = {
+    m.name: sorted((p.key, p.value, p.step, p.dataset_name, p.run_id == run.info.run_id)
+                   for p in mlflow.get_logged_model(m.model_id).metrics)
+    for m in (a, b, c)
+}
+def names(**kwargs):
+    return [m.name for m in mlflow.search_logged_models(output_format="list", **kwargs)]
+by_id = {m.model_id: m.name for m in (a, b, c)}
+def links(r):
+    used = sorted(by_id[i.model_id] for i in (r.inputs.model_inputs if r.inputs else []))
+    made = sorted(by_id[o.model_id] for o in (r.outputs.model_outputs if r.outputs else []))
+    return used, made
+print(json.dumps({
+    "points": points,
+    "run_links": links(mlflow.get_run(run.info.run_id)),
+    "searched_links": links(mlflow.search_runs(output_format="list")[0]),
+    "run_metrics": mlflow.get_run(run.info.run_id).data.metrics,
+    "searches": [
+        names(filter_string="metrics.acc > 0.85"),
+        names(filter_string="metrics.acc > 0.92 AND name != 'a'"),
+        names(order_by=[{"field_name": "metrics.acc", "ascending": False}]),
+        names(order_by=[{"field_name": "metrics.acc", "ascending": True}]),
+        names(datasets=[{"dataset_name": "eval"}]),
+        names(filter_string="metrics.acc > 0.85", datasets=[{"dataset_name": "eval"}]),
+        names(order_by=[{"field_name": "metrics.acc", "ascending": False, "dataset_name": "eval"}]),
+    ],
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def mlflow_logged_model_metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """What MLflow itself answers for the logged-model metrics script (its own SQLite store)."""
+    root = tmp_path_factory.mktemp("mlflow-reference")
+    return run_mlflow(f"sqlite:///{root / 'mlflow.db'}", _LOGGED_MODEL_METRICS, root)
+
+
+def test_logged_model_metrics_searches_and_datasets_answer_as_mlflow(
+    server: str, tmp_path: Path, mlflow_logged_model_metrics: dict[str, object]
+) -> None:
+    out = run_mlflow(server, _LOGGED_MODEL_METRICS, tmp_path)
+    assert out == mlflow_logged_model_metrics
+    assert out["points"] == {
+        "a": [["acc", 0.8, 1, None, True], ["acc", 0.9, 2, "eval", True], ["loss", 0.25, 2, "eval", True]],
+        "b": [["acc", 0.95, 1, None, True]],
+        "c": [["f1", 0.5, 3, None, True]],
+    }
+    assert out["searches"][:2] == [["b", "a"], ["b"]]
+    assert out["run_links"] == [["a", "b", "c"], ["b"]]  # the client logs each model as a run input
+    assert out["searched_links"] == [[], ["b"]]  # MLflow's run search leaves model inputs out

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowml.entities import LoggedModel
 from flowml.server.deps import BackendDep
 from flowml.server.schemas import KeyValue
-from flowml.server.wire import tags_json
+from flowml.server.wire import encode_double, tags_json
+from flowml.store.logged_models import ModelOrder
 
 router = APIRouter(tags=["logged models"])
 
@@ -44,11 +45,19 @@ class Params(_Body):
 class OrderBy(_Body):
     field_name: str
     ascending: bool = True
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+class DatasetFilter(_Body):
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class SearchLoggedModels(_Body):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str | None = None
+    datasets: list[DatasetFilter] = Field(default_factory=list)
     max_results: int | None = None
     order_by: list[OrderBy] = Field(default_factory=list)
     page_token: str | None = None
@@ -78,7 +87,22 @@ def logged_model_json(model: LoggedModel) -> dict[str, Any]:
     for key in ("model_type", "source_run_id", "status_message"):
         if getattr(model, key):
             info[key] = getattr(model, key)
-    return {"info": info, "data": {"params": tags_json(model.params), "metrics": []}}
+    metrics = []
+    for point in model.metrics:
+        metric = {
+            "key": point.key,
+            "value": encode_double(point.value),
+            "timestamp": point.timestamp,
+            "step": point.step,
+            "model_id": point.model_id,
+            "run_id": point.run_id,
+        }
+        if point.dataset_name:
+            metric["dataset_name"] = point.dataset_name
+        if point.dataset_digest:
+            metric["dataset_digest"] = point.dataset_digest
+        metrics.append(metric)
+    return {"info": info, "data": {"params": tags_json(model.params), "metrics": metrics}}
 
 
 @router.post("/logged-models")
@@ -96,9 +120,10 @@ def create(body: CreateLoggedModel, backend: BackendDep) -> dict[str, Any]:
 
 @router.post("/logged-models/search")
 def search(body: SearchLoggedModels, backend: BackendDep) -> dict[str, Any]:
-    order = [f"{o.field_name} {'ASC' if o.ascending else 'DESC'}" for o in body.order_by]
+    order = [ModelOrder(o.field_name, o.ascending, o.dataset_name, o.dataset_digest) for o in body.order_by]
+    datasets = [d.model_dump(exclude_none=True) for d in body.datasets]
     page = backend.logged_models.search(
-        body.experiment_ids, body.filter or None, body.max_results, order, body.page_token
+        body.experiment_ids, body.filter or None, body.max_results, order, body.page_token, datasets
     )
     out: dict[str, Any] = {"models": [logged_model_json(m) for m in page]}
     if page.token:

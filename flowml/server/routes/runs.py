@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from flowml.client.local import SqlBackend
-from flowml.entities import Dataset, DatasetInput, Metric, Param, RunTag
+from flowml.entities import Dataset, DatasetInput, Metric, ModelMetric, Param, RunTag
 from flowml.exceptions import InvalidParameterValue
 from flowml.server.batch_body import parse_log_batch
 from flowml.server.deps import BackendDep
@@ -48,11 +49,7 @@ def create_run(body: CreateRun, backend: BackendDep) -> dict[str, Any]:
 @router.get("/runs/get")
 def get_run(backend: BackendDep, run_id: str | None = None, run_uuid: str | None = None) -> Response:
     found = backend.get_run(require_run_id(run_id, run_uuid))
-    rid = found.info.run_id
-    run = run_json(found, backend.dataset_inputs([rid]).get(rid, ()))
-    outputs = backend.logged_models.run_outputs(rid)
-    if outputs:  # MLflow 3: the logged models this run produced
-        run["outputs"] = {"model_outputs": [{"model_id": m, "step": step} for m, step in outputs]}
+    run = run_json(found, backend.run_links([found.info.run_id]).get(found.info.run_id))
     return fast_json({"run": run})
 
 
@@ -76,8 +73,20 @@ def restore_run(body: RunIdBody, backend: BackendDep) -> dict[str, Any]:
 
 @router.post("/runs/log-metric")
 def log_metric(body: LogMetric, backend: BackendDep) -> dict[str, Any]:
-    metric = Metric(body.key, parse_double(body.value), body.timestamp, body.step)
-    backend.log_batch(body.rid(), [metric], [], [])
+    rid, value = body.rid(), parse_double(body.value)
+    if body.model_id:  # MLflow 3: also a metric of that logged model
+        point = ModelMetric(
+            body.key,
+            value,
+            body.timestamp,
+            body.step,
+            body.model_id,
+            rid,
+            body.dataset_name,
+            body.dataset_digest,
+        )
+        backend.logged_models.log_metrics(rid, [point])
+    backend.log_batch(rid, [Metric(body.key, value, body.timestamp, body.step)], [], [])
     return {}
 
 
@@ -106,15 +115,17 @@ _EMPTY = b"{}"
 async def log_batch(request: Request) -> Response:
     """The hot route: orjson + hand validation (``batch_body``) on the event loop, then the write joins
     the group commit of concurrent requests without a worker thread per request."""
-    batch = parse_log_batch(await request.body())
+    batch, model_points = parse_log_batch(await request.body())
     backend: SqlBackend = request.app.state.backend
+    if model_points:  # MLflow 3 metrics of logged models: checked and kept first, as MLflow does
+        await run_in_threadpool(backend.logged_models.log_metrics, batch.run_id, model_points)
     await backend.log_prepared_batch(batch)
     return Response(_EMPTY, media_type="application/json")
 
 
 @router.post("/runs/log-inputs")
 def log_inputs(body: LogInputs, backend: BackendDep) -> dict[str, Any]:
-    """Datasets the run used. MLflow 3's ``models`` (logged models as inputs) are not kept."""
+    """Datasets and (MLflow 3) logged models the run used."""
     backend.log_inputs(
         body.rid(),
         [
@@ -124,6 +135,7 @@ def log_inputs(body: LogInputs, backend: BackendDep) -> dict[str, Any]:
             )
             for item in body.datasets
         ],
+        [m.model_id for m in body.models],
     )
     return {}
 
@@ -143,8 +155,8 @@ def search_runs(body: SearchRuns, backend: BackendDep) -> Response:
         body.order_by,
         body.page_token,
     )
-    inputs = backend.dataset_inputs([r.info.run_id for r in page])
-    out: dict[str, Any] = {"runs": [run_json(r, inputs.get(r.info.run_id, ())) for r in page]}
+    links = backend.run_links([r.info.run_id for r in page], model_inputs=False)  # as MLflow's search
+    out: dict[str, Any] = {"runs": [run_json(r, links.get(r.info.run_id)) for r in page]}
     if page.token:
         out["next_page_token"] = page.token
     return fast_json(out)
