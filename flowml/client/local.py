@@ -122,8 +122,11 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
         metrics: Sequence[Metric],
         params: Sequence[Param],
         tags: Sequence[RunTag],
+        model_points: Sequence[ModelMetric] = (),
     ) -> None:
-        self._batches.submit(run_data.prepare_batch(run_id, metrics, params, tags))
+        """``model_points`` (server only: MLflow 3 points sent with a ``model_id``) repeat some of
+        ``metrics`` as metrics of logged models."""
+        self._batches.submit(run_data.prepare_batch(run_id, metrics, params, tags, model_points))
 
     async def log_prepared_batch(self, batch: run_data.PreparedBatch) -> None:
         """``log_batch`` of an already validated batch, awaited on the caller's event loop (the server's
@@ -210,8 +213,10 @@ class SqlLoggedModels:
         self.db.write(lambda s: logged_models.log_outputs(s, run_id, models))
 
     def log_metrics(self, run_id: str, points: Sequence[ModelMetric]) -> None:
-        """Metric points of logged models, logged by run ``run_id`` (one transaction)."""
-        self.db.write(lambda s: logged_models.log_model_metrics(s, run_id, points))
+        """Metric points of logged models, logged by run ``run_id``: as in MLflow they are the run's
+        metrics too (one transaction)."""
+        metrics = [Metric(p.key, p.value, p.timestamp, p.step) for p in points]
+        self.db.write(lambda s: run_data.log_batch(s, run_id, metrics, model_points=points))
 
     def search(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -23,7 +23,7 @@ from flowml.server.wire import parse_double
 from flowml.store.run_data import Point, PreparedBatch, prepare_points
 from flowml.validation import INT64_MAX, INT64_MIN, validate_batch_limits
 
-__all__ = ["LogBatchBody", "parse_log_batch"]
+__all__ = ["parse_log_batch"]
 
 _TWO_63 = 2.0**63
 _DECIMAL = re.compile(r"-?[0-9]{1,20}")
@@ -126,12 +126,6 @@ def _pairs(data: dict[str, Any], field: str, kind: type[Param] | type[RunTag]) -
     return out
 
 
-class LogBatchBody(NamedTuple):
-    batch: PreparedBatch
-    #: The points sent with a ``model_id`` (MLflow 3), also kept as the logged models' metrics.
-    model_points: list[ModelMetric]
-
-
 def _optional_str(metric: dict[str, Any], field: str, path: str) -> str | None:
     value = metric.get(field)
     if value is None or value == "":
@@ -165,7 +159,7 @@ def _model_points(run_id: str, metrics: list[Any], points: list[Point]) -> list[
     return out
 
 
-def parse_log_batch(raw: bytes) -> LogBatchBody:
+def parse_log_batch(raw: bytes) -> PreparedBatch:
     """Parse and validate a log-batch body; raises :class:`InvalidParameterValue` for bad input."""
     try:
         data = orjson.loads(raw) if raw.strip() else {}
@@ -194,4 +188,4 @@ def parse_log_batch(raw: bytes) -> LogBatchBody:
     # \u escapes, which could spell the field name, always takes it).
     named = b'"model_id"' in raw or b"\\u" in raw
     model_points = _model_points(run_id, metrics, points) if named else []
-    return LogBatchBody(prepare_points(run_id, points, params, tags), model_points)
+    return prepare_points(run_id, points, params, tags, model_points)

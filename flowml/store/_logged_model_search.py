@@ -5,7 +5,9 @@ As in MLflow: a ``metrics.<key>`` clause matches a model when *any* of its point
 compares true (on one of the given datasets, if any; a NaN point only matches ``!=``, as in run
 search, where MLflow would have stored it as 0.0); ordering by a metric uses the model's latest
 point of that key (newest timestamp, then highest step, then run id), optionally on one dataset, with
-models lacking it last. Offset page tokens: logged models per experiment are few.
+models lacking it last. A ``datasets`` entry without a digest matches any digest (MLflow's store;
+``mlflow server`` 3.17 passes a null digest there and so matches none). Offset page tokens: logged
+models per experiment are few.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def _latest_value(key: str, order: ModelOrder) -> ColumnElement[Any]:
     return (
         select(case((latest.c.is_nan == false(), latest.c.value)))
         .where(*conditions)
-        .order_by(latest.c.timestamp.desc(), latest.c.step.desc(), latest.c.run_id)
+        .order_by(latest.c.timestamp.desc(), latest.c.step.desc(), latest.c.run_id, latest.c.value.desc())
         .limit(1)
         .scalar_subquery()
     )

@@ -22,7 +22,6 @@ from flowml.store.tables import (
     LoggedModelRow,
     LoggedModelTagRow,
     RunOutputRow,
-    insert_on_conflict,
     table_of,
 )
 from flowml.store.tracking import _experiment_row, get_run_row, join_uri, now_ms
@@ -38,7 +37,6 @@ __all__ = [
     "get_logged_model",
     "load_models",
     "log_logged_model_params",
-    "log_model_metrics",
     "log_outputs",
     "search_logged_models",
     "set_logged_model_tags",
@@ -75,7 +73,7 @@ def load_models(session: Session, rows: Sequence[LoggedModelRow]) -> list[Logged
     m = _METRICS.c
     columns = (m.model_id, m.key, m.step, m.timestamp, m.run_id, m.dataset_name, m.dataset_digest)
     for point in session.execute(
-        select(*columns, m.value, m.is_nan).where(m.model_id.in_(ids)).order_by(*columns)
+        select(*columns, m.value, m.is_nan).where(m.model_id.in_(ids)).order_by(*columns, m.value)
     ):
         metrics[point.model_id].append(
             ModelMetric(
@@ -195,34 +193,6 @@ def log_outputs(session: Session, run_id: str, models: Sequence[tuple[str, int]]
         _row(session, model_id)
         session.execute(delete(_OUTPUTS).where(_OUTPUTS.c.run_id == run_id, _OUTPUTS.c.model_id == model_id))
         session.execute(insert(_OUTPUTS).values(run_id=run_id, model_id=model_id, step=step))
-
-
-def log_model_metrics(session: Session, run_id: str, points: Sequence[ModelMetric]) -> None:
-    """Metric points of logged models, logged by run ``run_id`` (MLflow 3: metrics sent with a
-    ``model_id``). The run must be active and every model must exist; a point already stored (same
-    model, key, step, timestamp, run and dataset) is kept as it was."""
-    run = get_run_row(session, run_id, for_write=True)
-    for model_id in dict.fromkeys(p.model_id for p in points):
-        _row(session, model_id)
-    rows = []
-    for point in points:
-        validate_key(point.key, "metric")
-        is_nan = point.value != point.value
-        rows.append(
-            {
-                "model_id": point.model_id,
-                "key": point.key,
-                "step": point.step,
-                "timestamp": point.timestamp,
-                "run_id": run.run_id,
-                "dataset_name": point.dataset_name or "",
-                "dataset_digest": point.dataset_digest or "",
-                "value": 0.0 if is_nan else point.value,
-                "is_nan": is_nan,
-            }
-        )
-    if rows:
-        session.execute(insert_on_conflict(session, _METRICS).on_conflict_do_nothing(), rows)
 
 
 def search_logged_models(

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from flowml.entities import LifecycleStage, Metric, PagedList, Param, RunTag
+from flowml.entities import LifecycleStage, Metric, ModelMetric, PagedList, Param, RunTag
 from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceDoesNotExist
-from flowml.store import _pg_batch
+from flowml.store import _model_points, _pg_batch
 from flowml.store.tables import (
     POINT_COLUMNS,
     ArtifactFileRow,
@@ -110,6 +110,8 @@ class PreparedBatch:
     latest: dict[str, _Point]
     params: dict[str, str]
     tags: dict[str, str]
+    #: The points that are also metrics of logged models (MLflow 3: sent with a ``model_id``).
+    model_points: tuple[ModelMetric, ...] = ()
 
 
 def prepare_batch(
@@ -117,15 +119,21 @@ def prepare_batch(
     metrics: Sequence[Metric] = (),
     params: Sequence[Param] = (),
     tags: Sequence[RunTag] = (),
+    model_points: Sequence[ModelMetric] = (),
 ) -> PreparedBatch:
-    """Check everything that does not need the database (MLflow's order: data first, then the run)."""
+    """Check everything that does not need the database (MLflow's order: data first, then the run).
+    ``model_points`` repeat some of ``metrics`` as metrics of logged models."""
     validate_batch_limits(len(metrics), len(params), len(tags))
     points = [(m.key, *validate_metric_point(m.key, m.value, m.timestamp, m.step)) for m in metrics]
-    return prepare_points(run_id, points, params, tags)
+    return prepare_points(run_id, points, params, tags, model_points)
 
 
 def prepare_points(
-    run_id: str, points: Sequence[Point], params: Sequence[Param], tags: Sequence[RunTag]
+    run_id: str,
+    points: Sequence[Point],
+    params: Sequence[Param],
+    tags: Sequence[RunTag],
+    model_points: Sequence[ModelMetric] = (),
 ) -> PreparedBatch:
     """:func:`prepare_batch` of metric points already typed by :func:`validate_metric_point` (or by
     an equivalent parser: the server reads them straight from the request JSON)."""
@@ -144,7 +152,8 @@ def prepare_points(
             raise InvalidParameterValue(
                 f"Duplicate parameter keys have been submitted: '{param.key}' with different values"
             )
-    return PreparedBatch(run_id, metric_rows, latest, wanted, tag_values)
+    checked = _model_points.check_points(model_points) if model_points else ()
+    return PreparedBatch(run_id, metric_rows, latest, wanted, tag_values, checked)
 
 
 def _run_stages(session: Session, run_ids: set[str], *, savepoint: bool) -> dict[str, str]:
@@ -195,13 +204,16 @@ def _new_params(session: Session, batch: PreparedBatch, earlier: dict[tuple[str,
 def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[FlowmlError | None]:
     """Write a group of batches in the caller's transaction; returns each batch's error (or None).
 
-    Every refusal (unknown or deleted run, changed param) is decided before anything is written, so a
-    refused batch writes nothing and the others are unaffected; the accepted ones are then merged into
-    one statement per table (group commit: the per-statement cost is paid once per group).
+    Every refusal (unknown or deleted run, unknown logged model, changed param) is decided before
+    anything is written, so a refused batch writes nothing and the others are unaffected; the accepted
+    ones are then merged into one statement per table (group commit: the per-statement cost is paid
+    once per group).
     """
     errors: list[FlowmlError | None] = [None] * len(batches)
     savepoint = any(b.metric_rows for b in batches)
     stages = _run_stages(session, {b.run_id for b in batches}, savepoint=savepoint)
+    with_models = [b for b in batches if b.model_points]
+    models = _model_points.existing_models(session, (p.model_id for b in with_models for p in b.model_points))
     params: dict[tuple[str, str], str] = {}
     new_params: list[dict[str, str]] = []
     tags: dict[tuple[str, str], str] = {}
@@ -210,6 +222,9 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
     for i, batch in enumerate(batches):
         try:
             _check_stage(batch.run_id, stages.get(batch.run_id))
+            unknown = _model_points.missing_model(batch.model_points, models)
+            if unknown is not None:
+                raise unknown
             keys = _new_params(session, batch, params) if batch.params else []
         except FlowmlError as exc:
             errors[i] = exc
@@ -245,6 +260,9 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
                 session.execute(update(_RUNS).where(_RUNS.c.run_id == run_id).values(run_name=value))
     if latest:
         _upsert_latest(session, latest)
+    for i, batch in enumerate(batches):
+        if batch.model_points and errors[i] is None:
+            _model_points.insert_points(session, batch.run_id, batch.model_points)
     return errors
 
 
@@ -254,8 +272,9 @@ def log_batch(
     metrics: Sequence[Metric] = (),
     params: Sequence[Param] = (),
     tags: Sequence[RunTag] = (),
+    model_points: Sequence[ModelMetric] = (),
 ) -> None:
-    error = write_batches(session, [prepare_batch(run_id, metrics, params, tags)])[0]
+    error = write_batches(session, [prepare_batch(run_id, metrics, params, tags, model_points)])[0]
     if error is not None:
         raise error
 

@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flowml.entities import Dataset, DatasetInput, LifecycleStage, RunLinks
+from flowml.entities import Dataset, DatasetInput, RunLinks
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from flowml.store.tables import (
     DatasetRow,
@@ -73,19 +73,15 @@ def _check(item: DatasetInput) -> None:
 def log_inputs(
     session: Session, run_id: str, inputs: Sequence[DatasetInput], model_ids: Sequence[str] = ()
 ) -> None:
-    """Record ``inputs`` (datasets) and ``model_ids`` (logged models) for the (active) run ``run_id``;
-    everything is checked before anything is written."""
+    """Record ``inputs`` (datasets) and ``model_ids`` (logged models, deleted ones too, as MLflow) for
+    the (active) run ``run_id``; everything is checked before anything is written."""
     for item in inputs:
         _check(item)
     run = get_run_row(session, run_id, for_write=True)
     models = list(dict.fromkeys(model_ids))
     if models:
         found = set(
-            session.execute(
-                select(_MODELS.c.model_id).where(
-                    _MODELS.c.model_id.in_(models), _MODELS.c.lifecycle_stage == LifecycleStage.ACTIVE
-                )
-            ).scalars()
+            session.execute(select(_MODELS.c.model_id).where(_MODELS.c.model_id.in_(models))).scalars()
         )
         for model_id in models:
             if model_id not in found:

@@ -281,7 +281,8 @@ class LoggedModelParamRow(SQLModel, table=True):
 
 class LoggedModelMetricRow(SQLModel, table=True):
     """A metric point logged for a logged model (MLflow 3: a metric sent with ``model_id``), by the run
-    that logged it and, optionally, on a dataset (``""`` when none: the columns are in the key)."""
+    that logged it and, optionally, on a dataset (``""`` when none: the columns are in the key). As
+    for run metrics, an identical point is kept once and two values at one step and time both stay."""
 
     __tablename__ = "logged_model_metrics"
     __table_args__ = (
@@ -293,9 +294,11 @@ class LoggedModelMetricRow(SQLModel, table=True):
             "run_id",
             "dataset_name",
             "dataset_digest",
+            "value",
+            "is_nan",
             name="pk_logged_model_metrics",
         ),
-        Index("ix_logged_model_metrics_key_value", "key", "value"),
+        Index("ix_logged_model_metrics_run_id", "run_id"),  # the run's cascade
         _CLUSTERED,
     )
 
@@ -314,7 +317,10 @@ class RunModelInputRow(SQLModel, table=True):
     """A logged model a run used (MLflow 3's run ``inputs.model_inputs``)."""
 
     __tablename__ = "run_model_inputs"
-    __table_args__ = (PrimaryKeyConstraint("run_id", "model_id", name="pk_run_model_inputs"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "model_id", name="pk_run_model_inputs"),
+        Index("ix_run_model_inputs_model_id", "model_id"),  # the logged model's cascade
+    )
 
     run_id: str = Field(sa_column=_run_fk())
     model_id: str = Field(sa_column=_model_fk())

@@ -217,6 +217,20 @@ def test_points_with_a_model_id_are_also_the_logged_models_metrics(any_store_api
         {"key": "loss", "value": 2.5, "timestamp": 13, "step": 0, "model_id": model_id, "run_id": run_id},
     ]
 
+    # a refused request writes nothing, for the run or the model
+    api.post("/runs/log-parameter", json={"run_id": run_id, "key": "lr", "value": "0.1"})
+    changed = {
+        "run_id": run_id,
+        "params": [{"key": "lr", "value": "0.2"}],
+        "metrics": [{**points[0], "step": 9}],
+    }
+    assert _error(api.post("/runs/log-batch", json=changed))[:2] == (400, "INVALID_PARAMETER_VALUE")
+    for timestamp in (-1, 2**63):
+        bad_point = {**single, "timestamp": timestamp, "step": 9}
+        assert _error(api.post("/runs/log-metric", json=bad_point))[:2] == (400, "INVALID_PARAMETER_VALUE")
+    assert len(api.get(f"/logged-models/{model_id}").json()["model"]["data"]["metrics"]) == 3
+    assert [m["step"] for m in _history(api, run_id, "acc")] == [1, 2, 3]
+
     unknown = {"key": "f1", "value": 1.0, "timestamp": 14, "model_id": "m-" + "0" * 32}
     refused = api.post("/runs/log-batch", json={"run_id": run_id, "metrics": [unknown]})
     assert _error(refused)[:2] == (404, "RESOURCE_DOES_NOT_EXIST")

@@ -306,7 +306,10 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def mlflow_logged_model_metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """What MLflow itself answers for the logged-model metrics script (its own SQLite store)."""
+    """What MLflow itself answers for the logged-model metrics script (its own SQLite store). Not
+    through ``mlflow server``: its handler turns a missing ``dataset_digest`` into ``None``, which its
+    store then matches as ``IS NULL`` (so ``datasets=[{"dataset_name": "eval"}]`` finds nothing over
+    REST); flowml follows the store's rule (any digest)."""
     root = tmp_path_factory.mktemp("mlflow-reference")
     return run_mlflow(f"sqlite:///{root / 'mlflow.db'}", _LOGGED_MODEL_METRICS, root)
 

@@ -40,14 +40,21 @@ def test_points_are_kept_once_and_read_back_with_their_model(backend: SqlBackend
         _point("acc", math.inf, 2, model.model_id, run_id),  # same step, no dataset: another point
     ]
     backend.logged_models.log_metrics(run_id, points)
-    backend.logged_models.log_metrics(run_id, [_point("acc", 0.9, 1, model.model_id, run_id)])  # a duplicate
+    backend.logged_models.log_metrics(run_id, points[:1])  # the same point again: kept once
+    backend.logged_models.log_metrics(
+        run_id, [_point("acc", 0.4, 1, model.model_id, run_id)]
+    )  # another value
     got = backend.logged_models.get(model.model_id).metrics
     assert [(m.key, m.step, m.dataset_name, m.dataset_digest, m.run_id) for m in got] == [
+        ("acc", 1, None, None, run_id),
         ("acc", 1, None, None, run_id),
         ("acc", 2, None, None, run_id),
         ("acc", 2, "eval", "dg", run_id),
     ]
-    assert got[0].value == 0.5 and got[1].value == math.inf and math.isnan(got[2].value)
+    assert [m.value for m in got[:3]] == [0.4, 0.5, math.inf] and math.isnan(got[3].value)
+    # as in MLflow, a model's points are the run's metrics too
+    history = backend.get_metric_history(run_id, "acc", None, None)
+    assert sorted((m.step, str(m.value)) for m in history) == [(1, "0.4"), (1, "0.5"), (2, "inf"), (2, "nan")]
     backend.close()
 
 
@@ -55,18 +62,36 @@ def test_bad_points_are_refused_and_nothing_is_written(backend: SqlBackend) -> N
     run_id = backend.create_run("0", "u", None, {}, None).info.run_id
     model = backend.logged_models.create("0", "m", None, {}, {}, None)
     good = _point("acc", 0.5, 1, model.model_id, run_id)
+    too_long = ModelMetric("acc", 0.5, 1, 1, model.model_id, run_id, "d" * 501, None)
     for bad, code in [
         (_point("acc", 0.5, 1, "m-" + "0" * 32, run_id), "RESOURCE_DOES_NOT_EXIST"),
         (_point("../acc", 0.5, 1, model.model_id, run_id), "INVALID_PARAMETER_VALUE"),
+        (too_long, "INVALID_PARAMETER_VALUE"),
     ]:
         with pytest.raises(FlowmlError) as err:
             backend.logged_models.log_metrics(run_id, [good, bad])
         assert err.value.error_code == code
+    assert backend.get_metric_history(run_id, "acc", None, None) == []  # nor the run's metrics
     backend.delete_run(run_id)
     with pytest.raises(FlowmlError) as err:
         backend.logged_models.log_metrics(run_id, [good])
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
     assert backend.logged_models.get(model.model_id).metrics == ()
+    backend.close()
+
+
+def test_a_deleted_model_still_takes_points(backend: SqlBackend) -> None:
+    """MLflow links points to a logged model whatever its state (a client's active model may be gone)."""
+    run_id = backend.create_run("0", "u", None, {}, None).info.run_id
+    model_id = backend.logged_models.create("0", "m", None, {}, {}, None).model_id
+    backend.logged_models.delete(model_id)
+    backend.logged_models.log_metrics(run_id, [_point("acc", 0.5, 1, model_id, run_id)])
+    backend.log_inputs(run_id, [], [model_id])
+    assert backend.run_links([run_id])[run_id].model_inputs == (model_id,)
+    count = backend.db.write(
+        lambda s: s.connection().exec_driver_sql("SELECT count(*) FROM logged_model_metrics").scalar()
+    )
+    assert count == 1
     backend.close()
 
 

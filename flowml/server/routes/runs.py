@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from flowml.client.local import SqlBackend
 from flowml.entities import Dataset, DatasetInput, Metric, ModelMetric, Param, RunTag
@@ -74,19 +73,21 @@ def restore_run(body: RunIdBody, backend: BackendDep) -> dict[str, Any]:
 @router.post("/runs/log-metric")
 def log_metric(body: LogMetric, backend: BackendDep) -> dict[str, Any]:
     rid, value = body.rid(), parse_double(body.value)
-    if body.model_id:  # MLflow 3: also a metric of that logged model
-        point = ModelMetric(
-            body.key,
-            value,
-            body.timestamp,
-            body.step,
-            body.model_id,
-            rid,
-            body.dataset_name,
-            body.dataset_digest,
+    model_points = []
+    if body.model_id:  # MLflow 3: the point is also a metric of that logged model
+        model_points.append(
+            ModelMetric(
+                body.key,
+                value,
+                body.timestamp,
+                body.step,
+                body.model_id,
+                rid,
+                body.dataset_name,
+                body.dataset_digest,
+            )
         )
-        backend.logged_models.log_metrics(rid, [point])
-    backend.log_batch(rid, [Metric(body.key, value, body.timestamp, body.step)], [], [])
+    backend.log_batch(rid, [Metric(body.key, value, body.timestamp, body.step)], [], [], model_points)
     return {}
 
 
@@ -115,10 +116,8 @@ _EMPTY = b"{}"
 async def log_batch(request: Request) -> Response:
     """The hot route: orjson + hand validation (``batch_body``) on the event loop, then the write joins
     the group commit of concurrent requests without a worker thread per request."""
-    batch, model_points = parse_log_batch(await request.body())
+    batch = parse_log_batch(await request.body())
     backend: SqlBackend = request.app.state.backend
-    if model_points:  # MLflow 3 metrics of logged models: checked and kept first, as MLflow does
-        await run_in_threadpool(backend.logged_models.log_metrics, batch.run_id, model_points)
     await backend.log_prepared_batch(batch)
     return Response(_EMPTY, media_type="application/json")
 

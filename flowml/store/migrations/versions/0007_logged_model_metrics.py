@@ -4,8 +4,8 @@ Revision ID: 0007_logged_model_metrics
 Revises: 0006_dataset_inputs
 Create Date: 2026-11-23
 
-One row per point, by model, key, step, timestamp, run and dataset (``""`` when the point names
-none). ``run_model_inputs`` lists the logged models a run used. The rows go with their logged model
+One row per point, by model, key, step, timestamp, run, dataset (``""`` when the point names
+none) and value. ``run_model_inputs`` lists the logged models a run used. The rows go with their logged model
 or their run.
 """
 
@@ -42,11 +42,13 @@ def upgrade() -> None:
             "run_id",
             "dataset_name",
             "dataset_digest",
+            "value",
+            "is_nan",
             name="pk_logged_model_metrics",
         ),
         sqlite_with_rowid=False,
     )
-    op.create_index("ix_logged_model_metrics_key_value", "logged_model_metrics", ["key", "value"])
+    op.create_index("ix_logged_model_metrics_run_id", "logged_model_metrics", ["run_id"])
     op.create_table(
         "run_model_inputs",
         sa.Column("run_id", sa.String(length=32), nullable=False),
@@ -55,9 +57,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["model_id"], ["logged_models.model_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "model_id", name="pk_run_model_inputs"),
     )
+    op.create_index("ix_run_model_inputs_model_id", "run_model_inputs", ["model_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_run_model_inputs_model_id", table_name="run_model_inputs")
     op.drop_table("run_model_inputs")
-    op.drop_index("ix_logged_model_metrics_key_value", table_name="logged_model_metrics")
+    op.drop_index("ix_logged_model_metrics_run_id", table_name="logged_model_metrics")
     op.drop_table("logged_model_metrics")
