@@ -37,6 +37,11 @@ class FlowmlSettings(BaseSettings):
         default_factory=default_tracking_uri,
         validation_alias=AliasChoices("FLOWML_TRACKING_URI", "MLFLOW_TRACKING_URI"),
     )
+    #: ``FLOWML_REGISTRY_URI`` (``mlflow.set_registry_uri``): the registry is kept in the tracking store,
+    #: so this may only name that store (``register_model`` refuses another).
+    registry_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("FLOWML_REGISTRY_URI", "MLFLOW_REGISTRY_URI")
+    )
     artifact_root: str = Field(default_factory=default_artifact_root)
     s3_endpoint_url: str | None = None
     #: SQLite busy timeout, in milliseconds.

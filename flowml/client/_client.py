@@ -58,12 +58,24 @@ class FlowmlClient(RegistryMixin):
     """Tracking client with MLflow's ``MlflowClient`` method names, arguments and return shapes.
 
     ``tracking_uri`` defaults to ``FLOWML_TRACKING_URI`` (else ``sqlite:///<cwd>/flowml.db``);
-    ``http(s)://`` URIs talk to a flowml or MLflow server.
+    ``http(s)://`` URIs talk to a flowml or MLflow server. The registry lives in the tracking store:
+    ``registry_uri`` (MLflow's argument) may only name that same store.
     """
 
-    def __init__(self, tracking_uri: str | None = None, *, backend: TrackingBackend | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        registry_uri: str | None = None,
+        *,
+        backend: TrackingBackend | None = None,
+    ) -> None:
         settings = get_settings()
         self.tracking_uri = tracking_uri or settings.tracking_uri
+        if registry_uri and registry_uri != self.tracking_uri:
+            raise InvalidParameterValue(
+                f"flowml keeps the model registry in the tracking store; registry_uri {registry_uri!r} "
+                f"must be the tracking URI {self.tracking_uri!r} (or left out)"
+            )
         self._s3_endpoint_url = settings.s3_endpoint_url
         self._auth_headers = settings.auth_headers()
         self._backend = backend or _BACKENDS.get(

@@ -64,18 +64,36 @@ def _now_ms() -> int:
 
 
 # -- configuration -----------------------------------------------------------------------------
-def set_tracking_uri(uri: str) -> None:
-    """Point the fluent API (and new clients and subprocesses) at ``uri``."""
+def _store_uri(uri: str, what: str) -> str:
     if not uri:
-        raise InvalidParameterValue("Tracking URI must be a non-empty string")
+        raise InvalidParameterValue(f"{what} URI must be a non-empty string")
     if "://" not in uri and not uri.startswith(("sqlite:", "postgresql")):
         uri = f"sqlite:///{os.path.abspath(uri)}"  # a bare path means a SQLite file
-    os.environ["FLOWML_TRACKING_URI"] = uri
+    return uri
+
+
+def set_tracking_uri(uri: str) -> None:
+    """Point the fluent API (and new clients and subprocesses) at ``uri``."""
+    os.environ["FLOWML_TRACKING_URI"] = _store_uri(uri, "Tracking")
     get_settings.cache_clear()
 
 
 def get_tracking_uri() -> str:
     return get_settings().tracking_uri
+
+
+def set_registry_uri(uri: str) -> None:
+    """MLflow's ``set_registry_uri``. flowml keeps the registry in the tracking store, so registering
+    a model while this names another store is refused (``register_model``); naming the tracking
+    store, before or after ``set_tracking_uri``, is fine."""
+    os.environ["FLOWML_REGISTRY_URI"] = _store_uri(uri, "Registry")
+    get_settings.cache_clear()
+
+
+def get_registry_uri() -> str:
+    """The registry's URI: the one set, else the tracking URI (where the registry is)."""
+    settings = get_settings()
+    return settings.registry_uri or settings.tracking_uri
 
 
 def _client() -> FlowmlClient:

@@ -227,6 +227,7 @@ PUBLIC_API = [
     "get_artifact_uri",
     "get_experiment",
     "get_experiment_by_name",
+    "get_registry_uri",
     "get_run",
     "get_tracking_uri",
     "last_active_run",
@@ -249,6 +250,7 @@ PUBLIC_API = [
     "set_experiment",
     "set_experiment_tag",
     "set_experiment_tags",
+    "set_registry_uri",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -257,6 +259,7 @@ PUBLIC_API = [
     "start_run",
     "sweep",
     "task",
+    "tracking",
     "validation",
     "xgboost",
 ]
@@ -268,3 +271,30 @@ def test_public_api_is_pinned() -> None:
     for name in mlflow.__all__:
         assert getattr(mlflow, name) is not None
     assert mlflow.MlflowClient is mlflow.FlowmlClient
+    assert mlflow.tracking.MlflowClient is mlflow.FlowmlClient  # MLflow's ``mlflow.tracking.MlflowClient``
+
+
+def test_mlflow_client_takes_mlflow_arguments(flowml_env: str) -> None:
+    """``mlflow.tracking.MlflowClient(tracking_uri=..., registry_uri=...)``: the registry is the tracking
+    store, so a registry URI naming another store is refused rather than silently ignored."""
+    client = mlflow.tracking.MlflowClient(tracking_uri=flowml_env, registry_uri=flowml_env)
+    assert client.get_experiment("0").name == "Default"
+    with pytest.raises(mlflow.exceptions.FlowmlError) as err:
+        mlflow.tracking.MlflowClient(tracking_uri=flowml_env, registry_uri="sqlite:///elsewhere.db")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_registry_uri_may_only_name_the_tracking_store(
+    flowml_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOWML_REGISTRY_URI", raising=False)  # so the variable set below is undone
+    assert mlflow.get_registry_uri() == mlflow.get_tracking_uri()
+    with mlflow.start_run() as run:
+        mlflow.log_text("weights", "model/weights.txt")
+    mlflow.set_registry_uri(str(tmp_path / "elsewhere.db"))  # a bare path: a SQLite file, as for tracking
+    assert mlflow.get_registry_uri() == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    with pytest.raises(mlflow.exceptions.FlowmlError) as err:
+        mlflow.register_model(f"runs:/{run.info.run_id}/model", "m")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE" and "registry" in err.value.message
+    mlflow.set_registry_uri(mlflow.get_tracking_uri())
+    assert mlflow.register_model(f"runs:/{run.info.run_id}/model", "m").version == "1"
