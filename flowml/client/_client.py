@@ -71,7 +71,7 @@ class FlowmlClient(RegistryMixin):
     ) -> None:
         settings = get_settings()
         self.tracking_uri = tracking_uri or settings.tracking_uri
-        if registry_uri and registry_uri != self.tracking_uri:
+        if registry_uri and registry_uri.rstrip("/") != self.tracking_uri.rstrip("/"):
             raise InvalidParameterValue(
                 f"flowml keeps the model registry in the tracking store; registry_uri {registry_uri!r} "
                 f"must be the tracking URI {self.tracking_uri!r} (or left out)"

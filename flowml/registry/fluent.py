@@ -51,7 +51,7 @@ def register_model(
 
     registry_uri = get_registry_uri()
     client = _client()
-    if registry_uri != client.tracking_uri:
+    if registry_uri.rstrip("/") != client.tracking_uri.rstrip("/"):
         raise InvalidParameterValue(
             f"flowml keeps the model registry in the tracking store; the registry URI {registry_uri!r} "
             f"must be the tracking URI {client.tracking_uri!r} (set_registry_uri)"

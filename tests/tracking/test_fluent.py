@@ -277,7 +277,7 @@ def test_public_api_is_pinned() -> None:
 def test_mlflow_client_takes_mlflow_arguments(flowml_env: str) -> None:
     """``mlflow.tracking.MlflowClient(tracking_uri=..., registry_uri=...)``: the registry is the tracking
     store, so a registry URI naming another store is refused rather than silently ignored."""
-    client = mlflow.tracking.MlflowClient(tracking_uri=flowml_env, registry_uri=flowml_env)
+    client = mlflow.tracking.MlflowClient(tracking_uri=flowml_env, registry_uri=flowml_env + "/")
     assert client.get_experiment("0").name == "Default"
     with pytest.raises(mlflow.exceptions.FlowmlError) as err:
         mlflow.tracking.MlflowClient(tracking_uri=flowml_env, registry_uri="sqlite:///elsewhere.db")
