@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowml.entities_registry import ModelVersion
-from flowml.exceptions import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from flowml.exceptions import ResourceAlreadyExists, ResourceDoesNotExist
 
 if TYPE_CHECKING:
     from flowml.client import FlowmlClient
@@ -18,9 +18,12 @@ _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.*))?$")
 
 
 def _client() -> FlowmlClient:
+    """The client on the tracking store; it refuses a registry URI (``set_registry_uri``) naming
+    another store."""
     from flowml.client import FlowmlClient
+    from flowml.tracking.fluent import get_registry_uri
 
-    return FlowmlClient()
+    return FlowmlClient(registry_uri=get_registry_uri())
 
 
 def _ensure_registered_model(client: FlowmlClient, name: str) -> None:
@@ -47,15 +50,7 @@ def register_model(
     the store, which validates them. Versions are READY at once, so ``await_registration_for`` is
     accepted for MLflow compatibility only.
     """
-    from flowml.tracking.fluent import get_registry_uri
-
-    registry_uri = get_registry_uri()
     client = _client()
-    if registry_uri.rstrip("/") != client.tracking_uri.rstrip("/"):
-        raise InvalidParameterValue(
-            f"flowml keeps the model registry in the tracking store; the registry URI {registry_uri!r} "
-            f"must be the tracking URI {client.tracking_uri!r} (set_registry_uri)"
-        )
     source, run_id = model_uri, None
     match = _RUNS_URI.match(model_uri)
     if match is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from flowml.entities import DatasetInput, Experiment, FileInfo, Metric, Run, RunInfo, RunLinks
+from flowml.entities import DatasetInput, Experiment, FileInfo, Metric, ModelMetric, Run, RunInfo, RunLinks
 from flowml.exceptions import InvalidParameterValue
 
 __all__ = [
@@ -100,13 +100,19 @@ def run_info_json(info: RunInfo) -> dict[str, Any]:
     )
 
 
-def metric_json(metric: Metric) -> dict[str, Any]:
+def metric_json(metric: Metric | ModelMetric) -> dict[str, Any]:
     return {
         "key": metric.key,
         "value": encode_double(metric.value),
         "timestamp": metric.timestamp,
         "step": metric.step,
     }
+
+
+def model_metric_json(point: ModelMetric) -> dict[str, Any]:
+    """A logged model's metric point: MLflow's ``Metric`` with the model, run and dataset fields."""
+    datasets = _drop_none({"dataset_name": point.dataset_name, "dataset_digest": point.dataset_digest})
+    return {**metric_json(point), "model_id": point.model_id, "run_id": point.run_id, **datasets}
 
 
 def dataset_input_json(item: DatasetInput) -> dict[str, Any]:

@@ -18,12 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from flowml.entities import LifecycleStage
 from flowml.exceptions import InvalidParameterValue
-from flowml.search import Comparator, Entity, SearchKind, parse_filter, parse_order_by
+from flowml.search import Comparison, Entity, SearchKind, parse_filter, parse_order_by
+from flowml.store._filters_sql import StringOps
+from flowml.store._search_common import compare, key_value_exists
 from flowml.store.tables import (
     LoggedModelMetricRow,
     LoggedModelParamRow,
@@ -60,75 +62,40 @@ class ModelOrder:
     dataset_digest: str | None = None
 
 
-def _on_datasets(datasets: Sequence[Mapping[str, str]]) -> ColumnElement[bool] | None:
-    """Points on any of ``datasets`` (each a name and, optionally, a digest)."""
+def _check_datasets(datasets: Sequence[Mapping[str, str]]) -> None:
+    for dataset in datasets:
+        if not dataset.get("dataset_name"):
+            raise InvalidParameterValue("`dataset_name` in the `datasets` clause must be specified.")
+
+
+def _on_datasets(points: Any, datasets: Sequence[Mapping[str, str]]) -> ColumnElement[bool] | None:
+    """Rows of ``points`` (the metrics table or an alias) on any of ``datasets`` (each a name and,
+    optionally, a digest); None when no datasets are given."""
     if not datasets:
         return None
     options = []
     for dataset in datasets:
-        name = dataset.get("dataset_name")
-        if not name:
-            raise InvalidParameterValue("`dataset_name` in the `datasets` clause must be specified.")
-        digest = dataset.get("dataset_digest")
-        options.append(
-            and_(_METRICS.c.dataset_name == name, _METRICS.c.dataset_digest == digest)
-            if digest
-            else _METRICS.c.dataset_name == name
-        )
+        name, digest = dataset["dataset_name"], dataset.get("dataset_digest")
+        on_name = points.c.dataset_name == name
+        options.append(and_(on_name, points.c.dataset_digest == digest) if digest else on_name)
     return or_(*options)
 
 
-def _clause(comparison: Any, on_datasets: ColumnElement[bool] | None) -> ColumnElement[bool]:
-    op, value, entity, key = (
-        comparison.comparator,
-        comparison.value,
-        comparison.key.entity,
-        comparison.key.name,
-    )
+def _clause(
+    ops: StringOps, comparison: Comparison, datasets: Sequence[Mapping[str, str]]
+) -> ColumnElement[bool]:
+    """One filter clause, with run search's rules (``_search_common``): string comparisons alike on
+    both databases, and a NaN point matching ``!=`` only (MLflow would have stored it as 0.0)."""
+    entity = comparison.key.entity
     if entity is Entity.METRIC:
-        compared = _compare(_METRICS.c.value, op, value)
-        # NaN points match ``!=`` only, as in run search (MLflow stores them as 0.0 here)
-        nan_rule = (
-            or_(_METRICS.c.is_nan == true(), compared)
-            if op is Comparator.NE
-            else and_(_METRICS.c.is_nan == false(), compared)
+        return key_value_exists(
+            ops, _METRICS, _M.c.model_id, "model_id", comparison, restrict=lambda t: _on_datasets(t, datasets)
         )
-        matches = [_METRICS.c.model_id == _M.c.model_id, _METRICS.c.key == key, nan_rule]
-        if on_datasets is not None:
-            matches.append(on_datasets)
-        return exists().where(*matches)
     if entity in (Entity.TAG, Entity.PARAM):
-        table = _TAGS if entity is Entity.TAG else _PARAMS
-        match = _compare(table.c.value, op, value)
-        return exists().where(table.c.model_id == _M.c.model_id, table.c.key == key, match)
-    return _compare(_COLUMNS[key], op, value)
-
-
-def _compare(column: Any, op: Comparator, value: Any) -> ColumnElement[bool]:
-    result: ColumnElement[bool]
-    if op is Comparator.EQ:
-        result = column == value
-    elif op is Comparator.NE:
-        result = column != value
-    elif op is Comparator.LT:
-        result = column < value
-    elif op is Comparator.LE:
-        result = column <= value
-    elif op is Comparator.GT:
-        result = column > value
-    elif op is Comparator.GE:
-        result = column >= value
-    elif op is Comparator.LIKE:
-        result = column.like(value)
-    elif op is Comparator.ILIKE:
-        result = column.ilike(value)
-    elif op is Comparator.IN:
-        result = column.in_(list(value)) if value else false()
-    elif op is Comparator.NOT_IN:
-        result = column.not_in(list(value)) if value else true()
-    else:  # IS NULL forms are not offered for logged models
-        raise InvalidParameterValue(f"Unsupported comparator {op.value!r} for logged models")
-    return result
+        return key_value_exists(
+            ops, _TAGS if entity is Entity.TAG else _PARAMS, _M.c.model_id, "model_id", comparison
+        )
+    return compare(ops, _COLUMNS[comparison.key.name], comparison.comparator, comparison.value)
 
 
 def _latest_value(key: str, order: ModelOrder) -> ColumnElement[Any]:
@@ -201,10 +168,13 @@ def search_page(
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidParameterValue(f"Invalid page token {page_token!r}") from exc
     ids = [int(e) for e in experiment_ids if str(e).isdigit()]
-    on_datasets = _on_datasets(datasets or ())
+    datasets = datasets or ()
+    _check_datasets(datasets)
+    ops = StringOps(session.get_bind().dialect.name)
     clauses = parse_filter(filter_string, SearchKind.LOGGED_MODELS).clauses
     where = [_M.c.experiment_id.in_(ids), _M.c.lifecycle_stage == LifecycleStage.ACTIVE]
-    where += [_clause(c, on_datasets) for c in clauses]
+    where += [_clause(ops, c, datasets) for c in clauses]
+    on_datasets = _on_datasets(_METRICS, datasets)
     if on_datasets is not None and not any(c.key.entity is Entity.METRIC for c in clauses):
         where.append(exists().where(_METRICS.c.model_id == _M.c.model_id, on_datasets))
     query = (

@@ -48,11 +48,11 @@ def existing_models(session: Session, model_ids: Iterable[str]) -> set[str]:
     return set(session.execute(select(_MODELS.c.model_id).where(_MODELS.c.model_id.in_(ids))).scalars())
 
 
-def missing_model(points: Sequence[ModelMetric], existing: set[str]) -> ResourceDoesNotExist | None:
-    """The error for the first point naming a model not in ``existing``, if any."""
-    for point in points:
-        if point.model_id not in existing:
-            return ResourceDoesNotExist(f"Logged model with ID '{point.model_id}' not found.")
+def missing_model(model_ids: Iterable[str], existing: set[str]) -> ResourceDoesNotExist | None:
+    """The error for the first of ``model_ids`` not in ``existing``, if any."""
+    for model_id in model_ids:
+        if model_id not in existing:
+            return ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
     return None
 
 

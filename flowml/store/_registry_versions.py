@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from flowml.entities import LoggedModel, PagedList
+from flowml.entities import PagedList
 from flowml.entities_registry import (
     ALL_STAGES,
     STAGE_DELETED_INTERNAL,
@@ -108,11 +108,13 @@ def create_model_version(
     run_id = validate_run_id(run_id) if run_id else None
     checked = check_tags(tags)
     check_description(description)
-    logged: list[LoggedModel] = []
+    source_run_id: str | None = None  # the logged model's run, when the source is one
 
     def logged_model_location(model_id: str) -> str:
-        logged.append(get_logged_model(session, model_id))
-        return logged[-1].artifact_location
+        nonlocal source_run_id
+        model = get_logged_model(session, model_id)
+        source_run_id = model.source_run_id
+        return model.artifact_location
 
     storage = resolve_source(
         source,
@@ -122,8 +124,7 @@ def create_model_version(
         allowed_roots=allowed_source_roots,
         logged_model_location=logged_model_location,
     )
-    if run_id is None and logged:  # as MLflow: a logged model's version belongs to its run
-        run_id = logged[0].source_run_id
+    run_id = run_id or source_run_id  # as MLflow: a logged model's version belongs to its run
     if run_id is not None:
         get_run_row(session, run_id)  # 404 for an unknown run, whatever the source
     last = session.execute(

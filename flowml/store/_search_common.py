@@ -80,11 +80,21 @@ def compare(
 
 
 def key_value_exists(
-    ops: StringOps, kv_table: Table, owner: ColumnElement[Any], owner_col: str, clause: Comparison
+    ops: StringOps,
+    kv_table: Table,
+    owner: ColumnElement[Any],
+    owner_col: str,
+    clause: Comparison,
+    *,
+    restrict: Callable[[Any], ColumnElement[bool] | None] | None = None,
 ) -> ColumnElement[bool]:
-    """``[NOT] EXISTS`` a (owner, key) row of ``kv_table`` whose value satisfies ``clause``."""
+    """``[NOT] EXISTS`` a (owner, key) row of ``kv_table`` whose value satisfies ``clause`` (and,
+    given ``restrict``, the condition it makes of the row's table)."""
     kv = kv_table.alias()
     conditions: list[ColumnElement[bool]] = [kv.c[owner_col] == owner, kv.c.key == clause.key.name]
+    extra = restrict(kv) if restrict is not None else None
+    if extra is not None:
+        conditions.append(extra)
     comp = clause.comparator
     if comp is Comparator.IS_NULL:
         return ~exists().where(*conditions)

@@ -222,7 +222,7 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
     for i, batch in enumerate(batches):
         try:
             _check_stage(batch.run_id, stages.get(batch.run_id))
-            unknown = _model_points.missing_model(batch.model_points, models)
+            unknown = _model_points.missing_model((p.model_id for p in batch.model_points), models)
             if unknown is not None:
                 raise unknown
             keys = _new_params(session, batch, params) if batch.params else []

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flowml.entities import Dataset, DatasetInput, RunLinks
-from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
+from flowml.exceptions import InvalidParameterValue
+from flowml.store._model_points import existing_models, missing_model
 from flowml.store.tables import (
     DatasetRow,
-    LoggedModelRow,
     RunDatasetInputRow,
     RunModelInputRow,
     RunOutputRow,
@@ -33,7 +33,6 @@ _DATASETS = table_of(DatasetRow)
 _INPUTS = table_of(RunDatasetInputRow)
 _MODEL_INPUTS = table_of(RunModelInputRow)
 _OUTPUTS = table_of(RunOutputRow)
-_MODELS = table_of(LoggedModelRow)
 _CHUNK = 500  # run ids per IN (...) list
 
 # MLflow's limits (characters).
@@ -80,12 +79,9 @@ def log_inputs(
     run = get_run_row(session, run_id, for_write=True)
     models = list(dict.fromkeys(model_ids))
     if models:
-        found = set(
-            session.execute(select(_MODELS.c.model_id).where(_MODELS.c.model_id.in_(models))).scalars()
-        )
-        for model_id in models:
-            if model_id not in found:
-                raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+        unknown = missing_model(models, existing_models(session, models))
+        if unknown is not None:
+            raise unknown
         session.execute(
             insert_on_conflict(session, _MODEL_INPUTS).on_conflict_do_nothing(),
             [{"run_id": run_id, "model_id": model_id} for model_id in models],

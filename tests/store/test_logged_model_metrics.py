@@ -122,6 +122,9 @@ def test_search_filters_and_orders_by_metrics_like_mlflow(backend: SqlBackend) -
         "b",
         "d",
     ]
+    # string clauses as in run search, on both databases: LIKE is case-sensitive, ILIKE is not
+    assert _names(backend, filter_string="name LIKE 'A%'") == []
+    assert _names(backend, filter_string="name ILIKE 'A%' AND name != 'b'") == ["a"]
     for bad in ["metrics.acc LIKE '0.9'", "metrics.acc > 'x'", "datasets.name = 'eval'"]:
         with pytest.raises(FlowmlError) as err:
             _names(backend, filter_string=bad)

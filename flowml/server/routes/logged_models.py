@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowml.entities import LoggedModel
 from flowml.server.deps import BackendDep
 from flowml.server.schemas import KeyValue
-from flowml.server.wire import encode_double, tags_json
+from flowml.server.wire import model_metric_json, tags_json
 from flowml.store.logged_models import ModelOrder
 
 router = APIRouter(tags=["logged models"])
@@ -87,21 +87,7 @@ def logged_model_json(model: LoggedModel) -> dict[str, Any]:
     for key in ("model_type", "source_run_id", "status_message"):
         if getattr(model, key):
             info[key] = getattr(model, key)
-    metrics = []
-    for point in model.metrics:
-        metric = {
-            "key": point.key,
-            "value": encode_double(point.value),
-            "timestamp": point.timestamp,
-            "step": point.step,
-            "model_id": point.model_id,
-            "run_id": point.run_id,
-        }
-        if point.dataset_name:
-            metric["dataset_name"] = point.dataset_name
-        if point.dataset_digest:
-            metric["dataset_digest"] = point.dataset_digest
-        metrics.append(metric)
+    metrics = [model_metric_json(point) for point in model.metrics]
     return {"info": info, "data": {"params": tags_json(model.params), "metrics": metrics}}
 
 
