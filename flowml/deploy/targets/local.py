@@ -10,8 +10,10 @@ Layout under the deployments directory (``FLOWML_DEPLOYMENTS_DIR``, default ``./
 Replacement is atomic for callers of the endpoint URL: the new ``bentoml serve`` starts on a fresh
 port; only once it is ready (and passes ``check``) does ``upstream`` switch to it; then the old backend
 is stopped. If anything fails before the switch the new process is stopped and the old one keeps
-serving. Every process is started in its own session and stopped by process group, so any process
-(the CLI) can find and stop a deployment from the state file.
+serving. Ports are picked free and then bound by the started process; readiness is only believed when a
+process of the started group holds the listening socket, and a port another process took meanwhile is retried
+on a fresh one (:class:`PortTaken`). Every process is started in its own session and stopped by process
+group, so any process (the CLI) can find and stop a deployment from the state file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import signal
@@ -32,7 +35,19 @@ from typing import Any
 
 import httpx
 
-__all__ = ["LocalTarget", "deployments_dir", "free_port", "stop_process_group"]
+from flowml.deploy.bento import serve_command
+from flowml.deploy.targets._listeners import held_by_group
+
+__all__ = ["LocalTarget", "PortTaken", "deployments_dir", "free_port", "stop_process_group"]
+
+logger = logging.getLogger(__name__)
+
+_PORT_ATTEMPTS = 3  # fresh backend ports tried when another process takes the picked one first
+
+
+class PortTaken(RuntimeError):
+    """Another process bound the backend's port between ``free_port`` and ``bentoml serve``."""
+
 
 HOST = "127.0.0.1"  # backends (bentoml serve) always listen on loopback, behind the front proxy
 
@@ -154,16 +169,23 @@ class LocalTarget:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        """Wait until ``proc``'s server answers ``/readyz`` on ``port`` — itself, not another process
+        that took the port first (:mod:`._listeners`). Raises :class:`PortTaken` when ``proc`` exits
+        while another process listens on the port."""
+        url = f"http://{HOST}:{port}"
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                if held_by_group(proc.pid, port) is False:
+                    raise PortTaken(f"port {port} was taken by another process before bentoml serve bound it")
                 tail = log.read_text(errors="replace")[-3000:]
                 raise RuntimeError(
                     f"bentoml serve exited with {proc.returncode} before it was ready:\n{tail}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
+                answered = httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200
+                if answered and held_by_group(proc.pid, port) is not False:
                     return
             time.sleep(0.2)
         raise TimeoutError(f"bentoml serve at {url} not ready after {self.ready_timeout}s")
@@ -174,23 +196,36 @@ class LocalTarget:
         same_bind = front.get("host", HOST) == front_host()
         if _alive(front.get("pid"), "_proxy") and port in (None, front.get("port")) and same_bind:
             return dict(front)
-        want = port or free_port()
-        log = path / "front.log"
         bind = front_host()
-        cmd = [sys.executable, "-m", "flowml.deploy.targets._proxy", "--host", bind, "--port", str(want),
-               "--upstream-file", str(path / "upstream")]  # fmt: skip
-        proc = self._spawn(cmd, log)
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            want = port or free_port()
+            cmd = [sys.executable, "-m", "flowml.deploy.targets._proxy", "--host", bind, "--port", str(want),
+                   "--upstream-file", str(path / "upstream")]  # fmt: skip
+            proc = self._spawn(cmd, path / "front.log")
+            try:
+                return self._wait_front(proc, bind, want, path / "front.log")
+            except PortTaken:
+                if port is not None or attempt == _PORT_ATTEMPTS:
+                    raise
+                logger.warning("endpoint proxy: port %d was taken; retrying on another", want)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_front(self, proc: subprocess.Popen[bytes], bind: str, port: int, log: Path) -> dict[str, Any]:
+        """Wait until the proxy ``proc`` listens on ``port`` (itself, not another process)."""
+        probe = HOST if bind in ("0.0.0.0", "::") else bind
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"endpoint proxy on port {want} exited: {log.read_text()[-2000:]}")
-            probe = HOST if bind in ("0.0.0.0", "::") else bind
-            with contextlib.suppress(OSError), socket.create_connection((probe, want), timeout=0.5):
-                url = f"http://{advertised_host()}:{want}"
-                return {"pid": proc.pid, "port": want, "url": url, "host": bind}
+                if held_by_group(proc.pid, port) is False:
+                    raise PortTaken(f"endpoint proxy: port {port} is in use by another process")
+                raise RuntimeError(f"endpoint proxy on port {port} exited: {log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection((probe, port), timeout=0.5):
+                if held_by_group(proc.pid, port) is not False:
+                    url = f"http://{advertised_host()}:{port}"
+                    return {"pid": proc.pid, "port": port, "url": url, "host": bind}
             time.sleep(0.05)
         stop_process_group(proc.pid)
-        raise TimeoutError(f"endpoint proxy on port {want} did not start")
+        raise TimeoutError(f"endpoint proxy on port {port} did not start")
 
     # -- operations -----------------------------------------------------------------------------
     def deploy(
@@ -210,29 +245,38 @@ class LocalTarget:
         (``url`` is the stable endpoint)."""
         with self._locked(name) as path:
             old = self.state(name)
-            backend_port = free_port()
-            log = path / f"serve-{int(time.time() * 1000)}.log"
             env = dict(os.environ)
             if bentoml_home is not None:
                 env["BENTOML_HOME"] = os.fspath(bentoml_home)
             env.setdefault("BENTOML_DO_NOT_TRACK", "true")
-            from flowml.deploy.bento import serve_command
-
-            proc = self._spawn(serve_command(bento_tag, host=HOST, port=backend_port), log, env)
-            backend_url = f"http://{HOST}:{backend_port}"
-            switched = False
-            try:
-                if preflight is not None:
-                    preflight()
-                self._wait_ready(proc, backend_url, log)
-                if check is not None:
-                    check(backend_url)
-                front = self._ensure_front(path, old, port)
-                _write_atomic(path / "upstream", str(backend_port))
-                switched = True
-            finally:
-                if not switched:
-                    stop_process_group(proc.pid)
+            preflight_done = False
+            for attempt in range(1, _PORT_ATTEMPTS + 1):
+                backend_port = free_port()
+                log = path / f"serve-{int(time.time() * 1000)}.log"
+                proc = self._spawn(serve_command(bento_tag, host=HOST, port=backend_port), log, env)
+                backend_url = f"http://{HOST}:{backend_port}"
+                switched = False
+                try:
+                    if preflight is not None and not preflight_done:
+                        preflight()
+                        preflight_done = True
+                    self._wait_ready(proc, backend_port, log)
+                    if check is not None:
+                        check(backend_url)
+                    front = self._ensure_front(path, old, port)
+                    _write_atomic(path / "upstream", str(backend_port))
+                    switched = True
+                except PortTaken:
+                    if attempt == _PORT_ATTEMPTS:
+                        raise
+                    logger.warning(
+                        "deployment %s: backend port %d was taken; retrying on another", name, backend_port
+                    )
+                    continue
+                finally:
+                    if not switched:
+                        stop_process_group(proc.pid)
+                break
             backend = {
                 "pid": proc.pid, "port": backend_port, "url": backend_url, "bento_tag": bento_tag,
                 "bentoml_home": env.get("BENTOML_HOME"), "log": str(log), "started": time.time(),
