@@ -207,10 +207,13 @@ def test_registry_register_stages_aliases_and_models_uris(server: str, tmp_path:
         client = MlflowClient()
         mlflow.set_experiment("compat-registry")
         preds = []
+        # pip_requirements given: MLflow's requirement inference (a subprocess per model, ~6 s) is
+        # client-side only; the sklearn round-trip test keeps it
         for slope in (1.0, 2.0):
             model = LinearRegression().fit(X, X @ [slope, 0.0])
             with mlflow.start_run() as run:
-                mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+                mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle",
+                                         pip_requirements=["scikit-learn"])
             preds.append(model.predict(X))
             mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", "compat-reg")
         client.update_registered_model("compat-reg", description="two slopes")
@@ -229,7 +232,8 @@ def test_registry_register_stages_aliases_and_models_uris(server: str, tmp_path:
             dup = e.error_code
         reg = client.get_registered_model("compat-reg")
         with mlflow.start_run() as auto_run:  # log_model registers models:/<model_id>, with no run_id
-            auto = mlflow.sklearn.log_model(model, name="model", registered_model_name="compat-auto")
+            auto = mlflow.sklearn.log_model(model, name="model", registered_model_name="compat-auto",
+                                            pip_requirements=["scikit-learn"])
         by_run = client.search_model_versions(f"run_id = '{auto_run.info.run_id}'")
         outputs = client.get_run(auto_run.info.run_id).outputs.model_outputs
         print(json.dumps({

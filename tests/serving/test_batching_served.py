@@ -143,15 +143,21 @@ def test_concurrent_requests_get_their_own_predictions(servers: Servers) -> None
             requests.append((json.dumps({"instances": part.to_numpy().tolist()}).encode(), JSON))
         else:
             requests.append((_split(part), JSON))
-    before = _batch_metrics(servers.xgb.url)
-    answers = _post_all(servers.xgb.url, requests)
-    after = _batch_metrics(servers.xgb.url)
-    assert [status for status, _ in answers] == [200] * len(requests)
-    _assert_unbatched_answers(servers.xgb, requests, answers)
-    assert after["sum"] - before["sum"] == len(requests)  # every request went through the batcher
-    predicts = after["count"] - before["count"]
-    batched = predicts - (after["alone"] - before["alone"])
-    assert batched > 0, "no batch formed under 24 concurrent clients"
+    # Whether requests overlap depends on the scheduler: on a starved 2-core machine the client threads
+    # can trickle requests in one at a time, each then (correctly) predicted alone. So the burst is sent
+    # up to three times, every answer checked each time, until one formed a batch.
+    for _ in range(3):
+        before = _batch_metrics(servers.xgb.url)
+        answers = _post_all(servers.xgb.url, requests)
+        after = _batch_metrics(servers.xgb.url)
+        assert [status for status, _ in answers] == [200] * len(requests)
+        _assert_unbatched_answers(servers.xgb, requests, answers)
+        assert after["sum"] - before["sum"] == len(requests)  # every request went through the batcher
+        predicts = after["count"] - before["count"]
+        batched = predicts - (after["alone"] - before["alone"])
+        if batched > 0:
+            break
+    assert batched > 0, "no batch formed under 24 concurrent clients, three bursts"
     assert predicts < len(requests)
 
 

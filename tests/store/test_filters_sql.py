@@ -11,6 +11,7 @@ import base64
 import json
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -743,18 +744,34 @@ def _random_queries(seed: int, n: int) -> list[tuple[str, list[str]]]:
     return queries
 
 
-def test_same_results_as_mlflow(engine: Engine, tmp_path: Any) -> None:
-    client, exp = _mlflow_corpus(str(tmp_path), seed=17)
-    _copy_mlflow_db(str(tmp_path / "mlflow.db"), engine)
-    checked = 0
+@dataclass
+class MlflowReference:
+    db_path: str
+    experiment_id: int
+    #: (filter, order_by, view, run ids MLflow returned) per random query
+    answers: list[tuple[str, list[str], ViewType, list[str]]]
+
+
+@pytest.fixture(scope="module")
+def mlflow_reference(tmp_path_factory: pytest.TempPathFactory) -> MlflowReference:
+    """MLflow's own answers, computed once for both flowml databases (MLflow's search is the slow part)."""
+    tmp = tmp_path_factory.mktemp("mlflow-reference")
+    client, exp = _mlflow_corpus(str(tmp), seed=17)
+    answers = []
     for i, (flt, order_by) in enumerate(_random_queries(seed=5, n=250)):
         view = [ViewType.ACTIVE_ONLY, ViewType.ALL, ViewType.DELETED_ONLY][i % 3]
-        expected = [
-            r.info.run_id
-            for r in client.search_runs(
-                [str(exp)], flt, run_view_type=int(view), max_results=1000, order_by=order_by
-            )
-        ]
+        found = client.search_runs(
+            [str(exp)], flt, run_view_type=int(view), max_results=1000, order_by=order_by
+        )
+        answers.append((flt, order_by, view, [r.info.run_id for r in found]))
+    return MlflowReference(str(tmp / "mlflow.db"), exp, answers)
+
+
+def test_same_results_as_mlflow(engine: Engine, mlflow_reference: MlflowReference) -> None:
+    _copy_mlflow_db(mlflow_reference.db_path, engine)
+    exp = mlflow_reference.experiment_id
+    checked = 0
+    for i, (flt, order_by, view, expected) in enumerate(mlflow_reference.answers):
         got = ids(engine, flt, order_by=order_by, experiment_ids=[exp], view=view)
         assert got == expected, (flt, order_by, view)
         if i % 10 == 0:  # and paging reproduces the same sequence
