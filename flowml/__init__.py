@@ -49,6 +49,8 @@ _LAZY: dict[str, str] = {
             "log_artifacts",
             "log_dict",
             "log_figure",
+            "log_input",
+            "log_inputs",
             "log_text",
             "search_runs",
         ),
@@ -63,6 +65,7 @@ _LAZY: dict[str, str] = {
 _ALIASES = {"MlflowClient": "FlowmlClient"}
 _SUBMODULES = (
     "client",
+    "data",
     "entities",
     "exceptions",
     "models",
@@ -86,6 +89,7 @@ __all__ = [
     "autolog",
     "client",
     "create_experiment",
+    "data",
     "delete_tag",
     "end_run",
     "entities",
@@ -103,6 +107,8 @@ __all__ = [
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_input",
+    "log_inputs",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -150,6 +156,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from flowml import (
         client,
+        data,
         entities,
         exceptions,
         models,
@@ -197,6 +204,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         log_artifacts,
         log_dict,
         log_figure,
+        log_input,
+        log_inputs,
         log_text,
         search_runs,
     )

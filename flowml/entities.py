@@ -19,6 +19,8 @@ __all__ = [
     "FileInfo",
     "LifecycleStage",
     "LoggedModel",
+    "LoggedModelInput",
+    "LoggedModelOutput",
     "Metric",
     "ModelMetric",
     "PagedList",
@@ -26,7 +28,9 @@ __all__ = [
     "Run",
     "RunData",
     "RunInfo",
+    "RunInputs",
     "RunLinks",
+    "RunOutputs",
     "RunStatus",
     "RunTag",
     "SourceType",
@@ -185,9 +189,86 @@ class RunData:
 
 
 @dataclass(frozen=True, slots=True)
+class Dataset:
+    """A dataset a run used (MLflow's ``Dataset`` entity): identified per experiment by name + digest."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInput:
+    """A dataset as one run's input, with the input's tags (e.g. ``mlflow.data.context``)."""
+
+    dataset: Dataset
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunLinks:
+    """What a run used and produced besides its data: MLflow's run ``inputs`` (datasets and MLflow 3
+    logged models) and ``outputs`` (the logged models it produced, with the step)."""
+
+    dataset_inputs: tuple[DatasetInput, ...] = ()
+    model_inputs: tuple[str, ...] = ()
+    model_outputs: tuple[tuple[str, int], ...] = ()
+
+
+#: A run that used and produced nothing (shared: the entity is immutable).
+NO_LINKS = RunLinks()
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedModelInput:
+    """A logged model a run used (MLflow 3's ``LoggedModelInput``)."""
+
+    model_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedModelOutput:
+    """A logged model a run produced, at a step (MLflow 3's ``LoggedModelOutput``)."""
+
+    model_id: str
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunInputs:
+    """MLflow's ``run.inputs``: the datasets and logged models a run used."""
+
+    dataset_inputs: tuple[DatasetInput, ...] = ()
+    model_inputs: tuple[LoggedModelInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutputs:
+    """MLflow's ``run.outputs``: the logged models a run produced."""
+
+    model_outputs: tuple[LoggedModelOutput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
+    """A run: its info, its data, and (``links``) the datasets and logged models it used and produced,
+    read by MLflow's names ``inputs`` and ``outputs``."""
+
     info: RunInfo
     data: RunData = field(default_factory=RunData)
+    links: RunLinks = NO_LINKS
+
+    @property
+    def inputs(self) -> RunInputs:
+        links = self.links
+        return RunInputs(links.dataset_inputs, tuple(LoggedModelInput(m) for m in links.model_inputs))
+
+    @property
+    def outputs(self) -> RunOutputs:
+        return RunOutputs(tuple(LoggedModelOutput(m, step) for m, step in self.links.model_outputs))
 
     def to_dictionary(self) -> dict[str, Any]:
         info = {name: getattr(self.info, name) for name in RunInfo.__dataclass_fields__}
@@ -234,36 +315,6 @@ class LoggedModel:
     params: Mapping[str, str] = field(default_factory=dict)
     #: Every metric point logged for the model, ordered by key, step and timestamp.
     metrics: Sequence[ModelMetric] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Dataset:
-    """A dataset a run used (MLflow's ``Dataset`` entity): identified per experiment by name + digest."""
-
-    name: str
-    digest: str
-    source_type: str
-    source: str
-    schema: str | None = None
-    profile: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetInput:
-    """A dataset as one run's input, with the input's tags (e.g. ``mlflow.data.context``)."""
-
-    dataset: Dataset
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RunLinks:
-    """What a run used and produced besides its data: MLflow's run ``inputs`` (datasets and MLflow 3
-    logged models) and ``outputs`` (the logged models it produced, with the step)."""
-
-    dataset_inputs: tuple[DatasetInput, ...] = ()
-    model_inputs: tuple[str, ...] = ()
-    model_outputs: tuple[tuple[str, int], ...] = ()
 
 
 class PagedList(list[T]):

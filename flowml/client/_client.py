@@ -15,8 +15,10 @@ from flowml.client._factory import BackendCache
 from flowml.client._registry import RegistryMixin
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
+    DatasetInput,
     Experiment,
     FileInfo,
+    LoggedModelInput,
     Metric,
     PagedList,
     Param,
@@ -200,6 +202,23 @@ class FlowmlClient(RegistryMixin):
             [p if isinstance(p.value, str) else Param(p.key, str(p.value)) for p in params],
             [t if isinstance(t.value, str) else RunTag(t.key, str(t.value)) for t in tags],
         )
+
+    def log_inputs(
+        self,
+        run_id: str,
+        datasets: Sequence[DatasetInput] | None = None,
+        models: Sequence[LoggedModelInput] | None = None,
+    ) -> None:
+        """Record the datasets (``DatasetInput``: a dataset entity and input tags) and MLflow 3 logged
+        models a run used; they come back as ``get_run(run_id).inputs``."""
+        inputs = list(datasets or ())
+        for item in inputs:
+            if not isinstance(item, DatasetInput):
+                raise InvalidParameterValue(
+                    f"datasets must hold DatasetInput entities, not {type(item).__name__} "
+                    "(log a flowml.data dataset with flowml.log_input)"
+                )
+        self._backend.log_inputs(run_id, inputs, [m.model_id for m in models or ()])
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key`` (MLflow's order: timestamp, step, value), paged internally."""

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 
 from flowml.client._registry_backend import RegistryBackend
-from flowml.entities import Experiment, Metric, PagedList, Param, Run, RunInfo, RunTag, ViewType
+from flowml.entities import DatasetInput, Experiment, Metric, PagedList, Param, Run, RunInfo, RunTag, ViewType
 
 __all__ = ["TrackingBackend"]
 
@@ -93,6 +93,10 @@ class TrackingBackend(RegistryBackend, ABC):
         params: Sequence[Param],
         tags: Sequence[RunTag],
     ) -> None: ...
+
+    @abstractmethod
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput], model_ids: Sequence[str] = ()) -> None:
+        """Datasets and logged models the run used (MLflow's ``log-inputs``; read as ``Run.inputs``)."""
 
     @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None: ...

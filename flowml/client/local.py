@@ -92,11 +92,12 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
 
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as s:
-            return tracking.get_run(s, run_id)
+            runs = [tracking.get_run(s, run_id)]
+            run_inputs.with_links(s, runs)
+        return runs[0]
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput], model_ids: Sequence[str] = ()) -> None:
-        """Datasets and logged models the run used (MLflow's ``log-inputs``; served over REST, not in
-        ``Run`` yet)."""
+        """Datasets and logged models the run used (MLflow's ``log-inputs``; ``Run.inputs``)."""
         self.db.write(lambda s: run_inputs.log_inputs(s, run_id, inputs, model_ids))
 
     def run_links(self, run_ids: Sequence[str], *, model_inputs: bool = True) -> dict[str, RunLinks]:
@@ -152,9 +153,11 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
         page_token: str | None,
     ) -> PagedList[Run]:
         with self.db.read() as s:
-            return tracking.search_runs(
+            page = tracking.search_runs(
                 s, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
             )
+            run_inputs.with_links(s, page, model_inputs=False)  # MLflow's search leaves model inputs out
+        return page
 
     def record_artifact_files(self, run_id: str, records: Iterable[tuple[str, int, str]]) -> None:
         rows = list(records)

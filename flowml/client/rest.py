@@ -20,6 +20,9 @@ import httpx
 from flowml.client._rest_registry import RestRegistryMixin
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
+    NO_LINKS,
+    Dataset,
+    DatasetInput,
     Experiment,
     Metric,
     PagedList,
@@ -27,6 +30,7 @@ from flowml.entities import (
     Run,
     RunData,
     RunInfo,
+    RunLinks,
     RunTag,
     ViewType,
 )
@@ -105,7 +109,34 @@ def _run(d: Mapping[str, Any]) -> Run:
         for m in data.get("metrics") or ()
     }
     metrics = {k: p.value for k, p in points.items()}
-    return Run(_run_info(d["info"]), RunData(metrics, _kv(data.get("params")), _kv(data.get("tags")), points))
+    run_data = RunData(metrics, _kv(data.get("params")), _kv(data.get("tags")), points)
+    return Run(_run_info(d["info"]), run_data, _links(d.get("inputs") or {}, d.get("outputs") or {}))
+
+
+def _dataset_input(d: Mapping[str, Any]) -> DatasetInput:
+    ds = d.get("dataset") or {}
+    dataset = Dataset(
+        ds["name"], ds["digest"], ds["source_type"], ds["source"], ds.get("schema"), ds.get("profile")
+    )
+    return DatasetInput(dataset, _kv(d.get("tags")))
+
+
+def _links(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> RunLinks:
+    """A run's ``inputs`` / ``outputs`` JSON (absent when it has none)."""
+    if not inputs and not outputs:
+        return NO_LINKS
+    return RunLinks(
+        tuple(_dataset_input(i) for i in inputs.get("dataset_inputs") or ()),
+        tuple(m["model_id"] for m in inputs.get("model_inputs") or ()),
+        tuple((m["model_id"], int(m.get("step", 0))) for m in outputs.get("model_outputs") or ()),
+    )
+
+
+def _dataset_input_json(item: DatasetInput) -> dict[str, Any]:
+    d = item.dataset
+    dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
+    dataset.update({k: v for k, v in (("schema", d.schema), ("profile", d.profile)) if v is not None})
+    return {"tags": [{"key": k, "value": v} for k, v in item.tags.items()], "dataset": dataset}
 
 
 def _metric_json(m: Metric) -> dict[str, Any]:
@@ -313,6 +344,12 @@ class RestBackend(RestRegistryMixin, TrackingBackend):
                 "tags": [{"key": t.key, "value": t.value} for t in tags],
             },
         )
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput], model_ids: Sequence[str] = ()) -> None:
+        body: dict[str, Any] = {"run_id": run_id, "datasets": [_dataset_input_json(i) for i in inputs]}
+        if model_ids:
+            body["models"] = [{"model_id": m} for m in model_ids]
+        self.call("POST", "runs/log-inputs", json=body)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self.call("POST", "runs/delete-tag", json={"run_id": run_id, "key": key})

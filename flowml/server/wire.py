@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from flowml.entities import DatasetInput, Experiment, FileInfo, Metric, ModelMetric, Run, RunInfo, RunLinks
+from flowml.entities import DatasetInput, Experiment, FileInfo, Metric, ModelMetric, Run, RunInfo
 from flowml.exceptions import InvalidParameterValue
 
 __all__ = [
@@ -124,7 +124,7 @@ def dataset_input_json(item: DatasetInput) -> dict[str, Any]:
     }
 
 
-def run_json(run: Run, links: RunLinks | None = None) -> dict[str, Any]:
+def run_json(run: Run) -> dict[str, Any]:
     points = run.data.latest_metrics
     metrics = [metric_json(points.get(k) or Metric(k, v, 0, 0)) for k, v in run.data.metrics.items()]
     data: dict[str, Any] = {}
@@ -135,15 +135,13 @@ def run_json(run: Run, links: RunLinks | None = None) -> dict[str, Any]:
     if run.data.tags:
         data["tags"] = tags_json(run.data.tags)
     out = {"info": run_info_json(run.info), "data": data, "inputs": {}}
-    if links is not None:
-        if links.dataset_inputs:
-            out["inputs"]["dataset_inputs"] = [dataset_input_json(i) for i in links.dataset_inputs]
-        if links.model_inputs:
-            out["inputs"]["model_inputs"] = [{"model_id": m} for m in links.model_inputs]
-        if links.model_outputs:  # MLflow 3: the logged models this run produced
-            out["outputs"] = {
-                "model_outputs": [{"model_id": m, "step": step} for m, step in links.model_outputs]
-            }
+    links = run.links
+    if links.dataset_inputs:
+        out["inputs"]["dataset_inputs"] = [dataset_input_json(i) for i in links.dataset_inputs]
+    if links.model_inputs:
+        out["inputs"]["model_inputs"] = [{"model_id": m} for m in links.model_inputs]
+    if links.model_outputs:  # MLflow 3: the logged models this run produced
+        out["outputs"] = {"model_outputs": [{"model_id": m, "step": step} for m, step in links.model_outputs]}
     return out
 
 

@@ -7,14 +7,15 @@ and profile, as in MLflow); a run lists each dataset or model once (logging it a
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 
 import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flowml.entities import Dataset, DatasetInput, RunLinks
+from flowml.entities import Dataset, DatasetInput, Run, RunLinks
 from flowml.exceptions import InvalidParameterValue
 from flowml.store._model_points import existing_models, missing_model
 from flowml.store.tables import (
@@ -27,7 +28,7 @@ from flowml.store.tables import (
 )
 from flowml.store.tracking import get_run_row
 
-__all__ = ["load_inputs", "load_links", "log_inputs"]
+__all__ = ["load_links", "log_inputs", "with_links"]
 
 _DATASETS = table_of(DatasetRow)
 _INPUTS = table_of(RunDatasetInputRow)
@@ -115,49 +116,75 @@ def log_inputs(
         )
 
 
-def load_inputs(session: Session, run_ids: Sequence[str]) -> dict[str, list[DatasetInput]]:
-    """The dataset inputs of each of ``run_ids`` that has any (by dataset name, then digest)."""
-    found: dict[str, list[DatasetInput]] = {}
-    ids = list(dict.fromkeys(run_ids))
-    d, i = _DATASETS.c, _INPUTS.c
-    for start in range(0, len(ids), _CHUNK):
-        rows = session.execute(
-            select(i.run_id, i.tags, d.name, d.digest, d.source_type, d.source, d.schema, d.profile)
-            .join_from(_INPUTS, _DATASETS, d.dataset_id == i.dataset_id)
-            .where(i.run_id.in_(ids[start : start + _CHUNK]))
-            .order_by(i.run_id, d.name, d.digest)
-        ).all()
-        for run_id, tags, name, digest, source_type, source, schema, profile in rows:
-            dataset = Dataset(name, digest, source_type, source, schema, profile)
-            found.setdefault(run_id, []).append(DatasetInput(dataset, orjson.loads(tags)))
-    return found
+# One statement for a page of runs' inputs and outputs (the ids travel as ONE parameter, as in
+# ``run_load``): rows of (run id, kind, tags, name or model id, digest, source type, source, schema,
+# profile, step); kind 0 = dataset input, 1 = model output, 2 = model input.
+_LINK_PARTS = (
+    "SELECT i.run_id, 0, i.tags, d.name, d.digest, d.source_type, d.source, d.schema, d.profile, NULL "
+    "FROM j {join} run_dataset_inputs AS i ON i.run_id = j.run_id "
+    "JOIN datasets AS d ON d.dataset_id = i.dataset_id",
+    "SELECT o.run_id, 1, NULL, o.model_id, NULL, NULL, NULL, NULL, NULL, o.step "
+    "FROM j {join} run_outputs AS o ON o.run_id = j.run_id",
+    "SELECT m.run_id, 2, NULL, m.model_id, NULL, NULL, NULL, NULL, NULL, NULL "
+    "FROM j {join} run_model_inputs AS m ON m.run_id = j.run_id",
+)
+_IDS = {
+    "sqlite": "WITH j(run_id) AS (SELECT value FROM json_each(?)) ",
+    "postgresql": "WITH j(run_id) AS (SELECT unnest(%s::text[])) ",
+}
 
 
 def load_links(session: Session, run_ids: Sequence[str], *, model_inputs: bool = True) -> dict[str, RunLinks]:
     """The inputs (datasets and, if ``model_inputs``, logged models) and outputs (logged models) of
-    each of ``run_ids`` that has any: up to three statements per chunk of runs."""
-    datasets = load_inputs(session, run_ids)
+    each of ``run_ids`` that has any, in one statement: datasets by name and digest, model inputs by
+    id, outputs by step and id."""
+    ids = list(dict.fromkeys(run_ids))
+    if not ids:
+        return {}
+    conn = session.connection()
+    postgres = conn.dialect.name == "postgresql"
+    parts = _LINK_PARTS if model_inputs else _LINK_PARTS[:2]
+    # SQLite: CROSS JOIN keeps the ids as the outer loop (its planner's hint); PostgreSQL plans itself
+    union = " UNION ALL ".join(parts).format(join="JOIN" if postgres else "CROSS JOIN")
+    sql = _IDS["postgresql" if postgres else "sqlite"] + union
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, (ids if postgres else orjson.dumps(ids).decode(),))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if not rows:
+        return {}
+    datasets: dict[str, list[tuple[str, str, DatasetInput]]] = {}
     used: dict[str, list[str]] = {}
     made: dict[str, list[tuple[str, int]]] = {}
-    ids = list(dict.fromkeys(run_ids))
-    mi, out = _MODEL_INPUTS.c, _OUTPUTS.c
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        if model_inputs:
-            for run_id, model_id in session.execute(
-                select(mi.run_id, mi.model_id).where(mi.run_id.in_(chunk)).order_by(mi.run_id, mi.model_id)
-            ):
-                used.setdefault(run_id, []).append(model_id)
-        for run_id, model_id, step in session.execute(
-            select(out.run_id, out.model_id, out.step)
-            .where(out.run_id.in_(chunk))
-            .order_by(out.run_id, out.step, out.model_id)
-        ):
-            made.setdefault(run_id, []).append((model_id, int(step)))
+    for run_id, kind, tags, name, digest, source_type, source, schema, profile, step in rows:
+        if kind == 0:
+            item = DatasetInput(
+                Dataset(name, digest, source_type, source, schema, profile), orjson.loads(tags)
+            )
+            datasets.setdefault(run_id, []).append((name, digest, item))
+        elif kind == 1:
+            made.setdefault(run_id, []).append((name, int(step)))
+        else:
+            used.setdefault(run_id, []).append(name)
     return {
         run_id: RunLinks(
-            tuple(datasets.get(run_id, ())), tuple(used.get(run_id, ())), tuple(made.get(run_id, ()))
+            tuple(item for _, _, item in sorted(datasets.get(run_id, ()), key=lambda t: (t[0], t[1]))),
+            tuple(sorted(used.get(run_id, ()))),
+            tuple(sorted(made.get(run_id, ()), key=lambda t: (t[1], t[0]))),
         )
         for run_id in ids
         if run_id in datasets or run_id in used or run_id in made
     }
+
+
+def with_links(session: Session, runs: MutableSequence[Run], *, model_inputs: bool = True) -> None:
+    """Give each of ``runs`` (in place) its inputs and outputs, read in ``session``."""
+    links = load_links(session, [run.info.run_id for run in runs], model_inputs=model_inputs)
+    if not links:
+        return
+    for position, run in enumerate(runs):
+        found = links.get(run.info.run_id)
+        if found is not None:
+            runs[position] = dataclasses.replace(run, links=found)

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from flowml.entities import Metric, Run, RunData, RunInfo
+from flowml.entities import NO_LINKS, Metric, Run, RunData, RunInfo
 
 __all__ = ["RUN_ROW_WIDTH", "LatestPoints", "load_page", "load_runs"]
 
@@ -91,7 +91,9 @@ _new = object.__new__
 _data_metrics, _data_params, _data_tags, _data_latest = (
     RunData.__dict__[name].__set__ for name in RunData.__dataclass_fields__
 )
-_run_info_set, _run_data_set = (Run.__dict__[name].__set__ for name in Run.__dataclass_fields__)
+_run_info_set, _run_data_set, _run_links_set = (
+    Run.__dict__[name].__set__ for name in Run.__dataclass_fields__
+)
 _metric_key, _metric_value, _metric_timestamp, _metric_step = (
     Metric.__dict__[name].__set__ for name in Metric.__dataclass_fields__
 )
@@ -251,6 +253,7 @@ def _build(
         run: Run = new(Run)
         _run_info_set(run, info)
         _run_data_set(run, data)
+        _run_links_set(run, NO_LINKS)
         append(run)
     logger.debug("loaded %d runs, %d metric rows", len(runs), len(metric_rows))
     return runs

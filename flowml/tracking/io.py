@@ -1,13 +1,14 @@
-"""Fluent artifact logging and ``search_runs`` (MLflow's ``mlflow.log_artifact``, ``mlflow.search_runs``)."""
+"""Fluent artifact and input logging and ``search_runs`` (MLflow's ``mlflow.log_artifact``,
+``mlflow.log_input``, ``mlflow.search_runs``)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from flowml.entities import Run, ViewType
+from flowml.entities import Dataset, DatasetInput, LoggedModelInput, Run, ViewType
 from flowml.exceptions import InvalidParameterValue
 from flowml.tracking.fluent import _active_experiment_id, _client, _target, active_run
 
@@ -17,11 +18,15 @@ __all__ = [
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_input",
+    "log_inputs",
     "log_text",
     "search_runs",
 ]
 
 _SEARCH_PAGE = 50_000
+#: The input tag MLflow gives a dataset's role in a run ("training", "eval", ...).
+DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 
 def log_artifact(
@@ -127,3 +132,62 @@ def _to_frame(runs: list[Run]) -> Any:
     if frame.empty:
         return pd.DataFrame(columns=columns)
     return frame
+
+
+def _dataset_input(dataset: Any, context: str | None, tags: Mapping[str, str] | None) -> DatasetInput:
+    """A ``flowml.data`` dataset (or anything with MLflow's ``_to_mlflow_entity``) as a run input."""
+    to_entity = getattr(dataset, "_to_mlflow_entity", None)
+    if to_entity is None:
+        raise InvalidParameterValue(
+            "log_input takes a dataset from flowml.data (from_pandas, from_numpy), "
+            f"not {type(dataset).__name__}"
+        )
+    e = to_entity()
+    entity = (
+        e
+        if isinstance(e, Dataset)
+        else Dataset(e.name, e.digest, e.source_type, e.source, e.schema, e.profile)
+    )
+    input_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    if context is not None:
+        input_tags[DATASET_CONTEXT_TAG] = context
+    return DatasetInput(entity, input_tags)
+
+
+def log_input(
+    dataset: Any = None,
+    context: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    model: LoggedModelInput | None = None,
+) -> None:
+    """Record that the active run (started if none) used ``dataset`` — e.g. ``flowml.data.from_pandas(df)``
+    — in the role ``context`` ("training", "eval", ...), and/or the logged ``model``."""
+    log_inputs(
+        [dataset] if dataset is not None else None,
+        [context] if dataset is not None else None,
+        [tags] if dataset is not None else None,
+        [model] if model is not None else None,
+    )
+
+
+def log_inputs(
+    datasets: Sequence[Any] | None = None,
+    contexts: Sequence[str | None] | None = None,
+    tags_list: Sequence[Mapping[str, str] | None] | None = None,
+    models: Sequence[LoggedModelInput | None] | None = None,
+) -> None:
+    """Several datasets at once (``contexts`` and ``tags_list``, when given, pair with them by position)
+    and logged models, in one call."""
+    found = list(datasets or ())
+    for name, paired in (("contexts", contexts), ("tags_list", tags_list)):
+        if paired is not None and len(paired) != len(found):
+            raise InvalidParameterValue(
+                f"{name} must have one entry per dataset ({len(found)}), not {len(paired)}"
+            )
+    inputs = [
+        _dataset_input(d, contexts[i] if contexts else None, tags_list[i] if tags_list else None)
+        for i, d in enumerate(found)
+    ]
+    used = [LoggedModelInput(m.model_id) for m in models or () if m is not None]
+    _, rid, client = _target(None)
+    client.log_inputs(rid, inputs, used)

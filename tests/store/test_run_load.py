@@ -132,7 +132,7 @@ def test_loaded_entities_equal_what_the_constructors_build(backend: SqlBackend) 
         "lifecycle_stage",
     ]
     assert [f.name for f in dataclasses.fields(RunData)] == ["metrics", "params", "tags", "latest_metrics"]
-    assert [f.name for f in dataclasses.fields(Run)] == ["info", "data"]
+    assert [f.name for f in dataclasses.fields(Run)] == ["info", "data", "links"]
     assert [f.name for f in dataclasses.fields(Metric)] == ["key", "value", "timestamp", "step"]
     exp = backend.create_experiment("ctor", None, None)
     run_id = backend.create_run(exp, "u", 5, {"t": "x"}, "r").info.run_id

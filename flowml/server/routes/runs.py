@@ -48,8 +48,7 @@ def create_run(body: CreateRun, backend: BackendDep) -> dict[str, Any]:
 @router.get("/runs/get")
 def get_run(backend: BackendDep, run_id: str | None = None, run_uuid: str | None = None) -> Response:
     found = backend.get_run(require_run_id(run_id, run_uuid))
-    run = run_json(found, backend.run_links([found.info.run_id]).get(found.info.run_id))
-    return fast_json({"run": run})
+    return fast_json({"run": run_json(found)})
 
 
 @router.post("/runs/update")
@@ -154,8 +153,7 @@ def search_runs(body: SearchRuns, backend: BackendDep) -> Response:
         body.order_by,
         body.page_token,
     )
-    links = backend.run_links([r.info.run_id for r in page], model_inputs=False)  # as MLflow's search
-    out: dict[str, Any] = {"runs": [run_json(r, links.get(r.info.run_id)) for r in page]}
+    out: dict[str, Any] = {"runs": [run_json(r) for r in page]}
     if page.token:
         out["next_page_token"] = page.token
     return fast_json(out)
