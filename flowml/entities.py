@@ -17,6 +17,7 @@ __all__ = [
     "Experiment",
     "ExperimentTag",
     "FileInfo",
+    "InputTag",
     "LifecycleStage",
     "LoggedModel",
     "LoggedModelInput",
@@ -201,11 +202,31 @@ class Dataset:
 
 
 @dataclass(frozen=True, slots=True)
+class InputTag:
+    """A tag of one dataset input of a run (MLflow's ``InputTag``), e.g. ``mlflow.data.context``."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class DatasetInput:
-    """A dataset as one run's input, with the input's tags (e.g. ``mlflow.data.context``)."""
+    """A dataset as one run's input, with the input's tags (e.g. ``mlflow.data.context``).
+
+    ``tags`` is MLflow's list of :class:`InputTag` (kept as a tuple); a ``{key: value}`` mapping, or
+    MLflow's own ``InputTag`` objects, are accepted too and converted."""
 
     dataset: Dataset
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Sequence[InputTag] = ()
+
+    def __post_init__(self) -> None:
+        given: Any = self.tags
+        pairs = given.items() if isinstance(given, Mapping) else ((t.key, t.value) for t in given)
+        object.__setattr__(self, "tags", tuple(InputTag(k, v) for k, v in pairs))
+
+    def tag_dict(self) -> dict[str, str]:
+        """The tags as ``{key: value}``."""
+        return {t.key: t.value for t in self.tags}
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,17 +260,17 @@ class LoggedModelOutput:
 
 @dataclass(frozen=True, slots=True)
 class RunInputs:
-    """MLflow's ``run.inputs``: the datasets and logged models a run used."""
+    """MLflow's ``run.inputs``: the datasets and logged models a run used (lists, as MLflow's)."""
 
-    dataset_inputs: tuple[DatasetInput, ...] = ()
-    model_inputs: tuple[LoggedModelInput, ...] = ()
+    dataset_inputs: list[DatasetInput] = field(default_factory=list)
+    model_inputs: list[LoggedModelInput] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class RunOutputs:
     """MLflow's ``run.outputs``: the logged models a run produced."""
 
-    model_outputs: tuple[LoggedModelOutput, ...] = ()
+    model_outputs: list[LoggedModelOutput] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,14 +285,22 @@ class Run:
     @property
     def inputs(self) -> RunInputs:
         links = self.links
-        return RunInputs(links.dataset_inputs, tuple(LoggedModelInput(m) for m in links.model_inputs))
+        return RunInputs(list(links.dataset_inputs), [LoggedModelInput(m) for m in links.model_inputs])
 
     @property
     def outputs(self) -> RunOutputs:
-        return RunOutputs(tuple(LoggedModelOutput(m, step) for m, step in self.links.model_outputs))
+        return RunOutputs([LoggedModelOutput(m, step) for m, step in self.links.model_outputs])
 
     def to_dictionary(self) -> dict[str, Any]:
         info = {name: getattr(self.info, name) for name in RunInfo.__dataclass_fields__}
+        links = self.links
+        datasets = [
+            {
+                "dataset": {f: getattr(i.dataset, f) for f in Dataset.__dataclass_fields__},
+                "tags": i.tag_dict(),
+            }
+            for i in links.dataset_inputs
+        ]
         return {
             "info": info,
             "data": {
@@ -279,6 +308,11 @@ class Run:
                 "params": dict(self.data.params),
                 "tags": dict(self.data.tags),
             },
+            "inputs": {
+                "model_inputs": [{"model_id": m} for m in links.model_inputs],
+                "dataset_inputs": datasets,
+            },
+            "outputs": {"model_outputs": [{"model_id": m, "step": step} for m, step in links.model_outputs]},
         }
 
 

@@ -96,6 +96,11 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
             run_inputs.with_links(s, runs)
         return runs[0]
 
+    def get_run_info(self, run_id: str) -> RunInfo:
+        """The run's info alone, in one primary-key read (the server's permission and artifact checks)."""
+        with self.db.read() as s:
+            return tracking.get_run_info(s, run_id)
+
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput], model_ids: Sequence[str] = ()) -> None:
         """Datasets and logged models the run used (MLflow's ``log-inputs``; ``Run.inputs``)."""
         self.db.write(lambda s: run_inputs.log_inputs(s, run_id, inputs, model_ids))

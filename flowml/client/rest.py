@@ -24,6 +24,7 @@ from flowml.entities import (
     Dataset,
     DatasetInput,
     Experiment,
+    InputTag,
     Metric,
     PagedList,
     Param,
@@ -118,7 +119,7 @@ def _dataset_input(d: Mapping[str, Any]) -> DatasetInput:
     dataset = Dataset(
         ds["name"], ds["digest"], ds["source_type"], ds["source"], ds.get("schema"), ds.get("profile")
     )
-    return DatasetInput(dataset, _kv(d.get("tags")))
+    return DatasetInput(dataset, [InputTag(t["key"], t.get("value", "")) for t in d.get("tags") or ()])
 
 
 def _links(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> RunLinks:
@@ -136,7 +137,7 @@ def _dataset_input_json(item: DatasetInput) -> dict[str, Any]:
     d = item.dataset
     dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
     dataset.update({k: v for k, v in (("schema", d.schema), ("profile", d.profile)) if v is not None})
-    return {"tags": [{"key": k, "value": v} for k, v in item.tags.items()], "dataset": dataset}
+    return {"tags": [{"key": t.key, "value": t.value} for t in item.tags], "dataset": dataset}
 
 
 def _metric_json(m: Metric) -> dict[str, Any]:

@@ -271,7 +271,7 @@ def _experiment_of(backend: SqlBackend, rule: Rule, value: Any) -> list[str]:
         exp = backend.get_experiment_by_name(str(value))
         return [exp.experiment_id] if exp else []
     if rule.kind == "run":
-        return [backend.get_run(str(value)).info.experiment_id]
+        return [backend.get_run_info(str(value)).experiment_id]
     if rule.kind == "logged_model":
         return [backend.logged_models.get(str(value)).experiment_id]
     if rule.kind == "artifact":

@@ -119,7 +119,7 @@ def dataset_input_json(item: DatasetInput) -> dict[str, Any]:
     d = item.dataset
     dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
     return {
-        "tags": tags_json(item.tags),
+        "tags": [{"key": t.key, "value": t.value} for t in item.tags],
         "dataset": _drop_none({**dataset, "schema": d.schema, "profile": d.profile}),
     }
 

@@ -61,7 +61,8 @@ def _check(item: DatasetInput) -> None:
             raise InvalidParameterValue(f"Dataset {field} must be a string")
         if len(value) > limit:
             raise InvalidParameterValue(f"Dataset {field} is longer than {limit} characters")
-    for key, value in item.tags.items():
+    for tag in item.tags:
+        key, value = tag.key, tag.value
         if not isinstance(key, str) or not key or len(key) > _TAG_KEY_LIMIT:
             raise InvalidParameterValue(f"Input tag key must be 1 to {_TAG_KEY_LIMIT} characters")
         if not isinstance(value, str) or len(value) > _TAG_VALUE_LIMIT:
@@ -111,7 +112,7 @@ def log_inputs(
         dataset_id = session.execute(select(_DATASETS.c.dataset_id).where(*key)).scalar_one()
         session.execute(
             insert_on_conflict(session, _INPUTS)
-            .values(run_id=run_id, dataset_id=dataset_id, tags=orjson.dumps(dict(item.tags)).decode())
+            .values(run_id=run_id, dataset_id=dataset_id, tags=orjson.dumps(item.tag_dict()).decode())
             .on_conflict_do_nothing(index_elements=["run_id", "dataset_id"])
         )
 

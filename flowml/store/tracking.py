@@ -59,6 +59,7 @@ __all__ = [
     "get_experiment",
     "get_experiment_by_name",
     "get_run",
+    "get_run_info",
     "get_run_row",
     "insert_default_experiment",
     "load_runs",
@@ -363,6 +364,12 @@ def load_runs(session: Session, run_ids: Sequence[str]) -> list[Run]:
     """Runs with their latest metrics, params and tags: two queries for any number of runs
     (:mod:`flowml.store.run_load`; this is the second half of every search page)."""
     return run_load.load_runs(session, run_ids)
+
+
+def get_run_info(session: Session, run_id: str) -> RunInfo:
+    """The run's info alone (no params, tags, metrics or inputs): for checks that need its experiment
+    or artifact location."""
+    return _to_run_info(get_run_row(session, run_id))
 
 
 def get_run(session: Session, run_id: str) -> Run:

@@ -126,3 +126,23 @@ def test_a_taken_port_asked_for_by_name_is_a_clear_error(foreign: int, tmp_path:
     with pytest.raises(PortTaken, match=f"port {foreign} is in use by another process"):
         front = LocalTarget(tmp_path)._ensure_front(path, None, foreign)
         stop_process_group(front["pid"])  # reached only when the test fails: leave no proxy behind
+
+
+def test_a_taken_front_port_asked_for_by_name_fails_the_deploy_once(
+    foreign: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the backend's port is retried: a named front port in use is the caller's error, reported
+    at once, with the new backend stopped (no second backend boot)."""
+    started: list[int] = []
+
+    def command(tag: str, host: str, port: int) -> list[str]:
+        started.append(port)
+        return [sys.executable, "-c", _SERVER, str(port), tag, "0"]
+
+    monkeypatch.setattr(local, "serve_command", command)
+    target = LocalTarget(tmp_path, ready_timeout=60)
+    with pytest.raises(PortTaken, match=f"port {foreign} is in use by another process"):
+        target.deploy("model", "bento-1", port=foreign)
+    assert len(started) == 1
+    assert held_by_group(os.getpgid(0), started[0]) is None  # the backend was stopped: nobody listens
+    assert target.state("model") is None

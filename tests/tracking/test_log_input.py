@@ -26,22 +26,23 @@ def test_log_input_records_the_dataset_mlflow_would(flowml_env: str) -> None:
         train = mlflow.data.from_pandas(FRAME, source="/data/wine.csv", name="wine", targets="y")
         mlflow.log_input(train, context="training", tags={"split": "train"})
     (item,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
-    assert item.tags == {"split": "train", "mlflow.data.context": "training"}
+    assert [(t.key, t.value) for t in item.tags] == [("split", "train"), ("mlflow.data.context", "training")]
     reference = real_mlflow.data.from_pandas(FRAME, source="/data/wine.csv", name="wine", targets="y")
     assert _entity_fields(item.dataset) == _entity_fields(reference._to_mlflow_entity())
     assert item.dataset.source_type == "local" and item.dataset.name == "wine"
 
 
-def test_several_inputs_once_each_and_a_logged_model(flowml_env: str) -> None:
+def test_several_inputs_each_kept_once(flowml_env: str) -> None:
     with mlflow.start_run() as run:
         features = np.arange(12.0).reshape(4, 3)
         mlflow.log_inputs(
             [mlflow.data.from_numpy(features, name="feats"), mlflow.data.from_pandas(FRAME, name="frame")],
-            contexts=["training", None],
+            contexts=["training", ""],  # an empty context is no tag, as in MLflow
+            tags_list=[None, None],
         )
         mlflow.log_input(mlflow.data.from_pandas(FRAME, name="frame"), context="training")  # again: kept once
     inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
-    assert [(i.dataset.name, dict(i.tags)) for i in inputs] == [
+    assert [(i.dataset.name, i.tag_dict()) for i in inputs] == [
         ("feats", {"mlflow.data.context": "training"}),
         ("frame", {}),  # the first logging of a dataset in a run is the one kept
     ]
@@ -51,7 +52,7 @@ def test_a_dataset_made_by_mlflow_itself_is_accepted(flowml_env: str) -> None:
     with mlflow.start_run() as run:
         mlflow.log_input(real_mlflow.data.from_pandas(FRAME, name="theirs"), context="eval")
     (item,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
-    assert item.dataset.name == "theirs" and item.tags == {"mlflow.data.context": "eval"}
+    assert item.dataset.name == "theirs" and item.tag_dict() == {"mlflow.data.context": "eval"}
     assert isinstance(item, DatasetInput)
 
 
@@ -60,9 +61,11 @@ def test_bad_calls_are_clear_errors_and_log_nothing(flowml_env: str) -> None:
         with pytest.raises(FlowmlError, match=r"flowml\.data") as err:
             mlflow.log_input(FRAME)  # a DataFrame, not a dataset
         assert err.value.error_code == "INVALID_PARAMETER_VALUE"
-        with pytest.raises(FlowmlError, match="one entry per dataset") as err:
-            mlflow.log_inputs([mlflow.data.from_pandas(FRAME)], contexts=["a", "b"])
+        with pytest.raises(FlowmlError, match="same length"):  # MLflow asks for all three lists
+            mlflow.log_inputs([mlflow.data.from_pandas(FRAME)], contexts=["a"])
+        with pytest.raises(FlowmlError, match="`dataset` must be specified"):
+            mlflow.log_input(context="training")
         with pytest.raises(FlowmlError) as err:
             mlflow.log_input(model=LoggedModelInput("m-" + "0" * 32))
         assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert mlflow.get_run(run.info.run_id).inputs.dataset_inputs == ()
+    assert mlflow.get_run(run.info.run_id).inputs.dataset_inputs == []

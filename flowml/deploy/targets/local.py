@@ -260,19 +260,20 @@ class LocalTarget:
                     if preflight is not None and not preflight_done:
                         preflight()
                         preflight_done = True
-                    self._wait_ready(proc, backend_port, log)
+                    try:
+                        self._wait_ready(proc, backend_port, log)
+                    except PortTaken:  # the backend's port only; a taken front port is the caller's error
+                        if attempt == _PORT_ATTEMPTS:
+                            raise
+                        logger.warning(
+                            "deployment %s: backend port %d was taken; retrying", name, backend_port
+                        )
+                        continue
                     if check is not None:
                         check(backend_url)
                     front = self._ensure_front(path, old, port)
                     _write_atomic(path / "upstream", str(backend_port))
                     switched = True
-                except PortTaken:
-                    if attempt == _PORT_ATTEMPTS:
-                        raise
-                    logger.warning(
-                        "deployment %s: backend port %d was taken; retrying on another", name, backend_port
-                    )
-                    continue
                 finally:
                     if not switched:
                         stop_process_group(proc.pid)

@@ -96,14 +96,14 @@ def list_run_artifacts(
     path: str | None = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    run = backend.get_run(require_run_id(run_id, run_uuid))
-    base, full = run_path_in_store(run.info.artifact_uri, artifacts, normalize_artifact_path(path))
+    run_info = backend.get_run_info(require_run_id(run_id, run_uuid))
+    base, full = run_path_in_store(run_info.artifact_uri, artifacts, normalize_artifact_path(path))
     files = artifacts.list_artifacts(full or None)
     out = []
     for info in files:
         run_relative = info.path[len(base) + 1 :] if base else info.path
         out.append(file_info_json(type(info)(run_relative, info.is_dir, info.file_size)))
-    return {"root_uri": run.info.artifact_uri, "files": out}
+    return {"root_uri": run_info.artifact_uri, "files": out}
 
 
 @proxy_router.get("/artifacts")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from flowml.client.local import SqlBackend
-from flowml.entities import Dataset, DatasetInput, Metric, ModelMetric, Param, RunTag
+from flowml.entities import Dataset, DatasetInput, InputTag, Metric, ModelMetric, Param, RunTag
 from flowml.exceptions import InvalidParameterValue
 from flowml.server.batch_body import parse_log_batch
 from flowml.server.deps import BackendDep
@@ -129,7 +129,7 @@ def log_inputs(body: LogInputs, backend: BackendDep) -> dict[str, Any]:
         [
             DatasetInput(
                 Dataset(**item.dataset.model_dump(exclude={"schema_"}), schema=item.dataset.schema_),
-                {t.key: t.value for t in item.tags},
+                [InputTag(t.key, t.value) for t in item.tags],
             )
             for item in body.datasets
         ],

@@ -74,7 +74,7 @@ def _history(
     (~5x faster than ``get_metric_history`` at 100k points)."""
     from flowml.store.tables import MetricRow
 
-    backend.get_run(run_id)  # RESOURCE_DOES_NOT_EXIST for an unknown run
+    backend.get_run_info(run_id)  # RESOURCE_DOES_NOT_EXIST for an unknown run
     table = MetricRow.__table__  # type: ignore[attr-defined]
     c = table.c
     order = (c.step, c.timestamp) if x_axis == "step" else (c.timestamp, c.step)
@@ -105,7 +105,7 @@ def _history(
 
 def _in_store(backend: SqlBackend, artifacts: ArtifactRepository, run_id: str, rel: str) -> tuple[str, str]:
     """The run's artifact root in the server's store, and its (already normalised) ``rel`` there."""
-    return run_path_in_store(backend.get_run(run_id).info.artifact_uri, artifacts, rel)
+    return run_path_in_store(backend.get_run_info(run_id).artifact_uri, artifacts, rel)
 
 
 @router.get("/runs/artifacts/file")
