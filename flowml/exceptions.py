@@ -15,6 +15,7 @@ __all__ = [
     "FlowmlError",
     "InvalidParameterValue",
     "InvalidState",
+    "MlflowException",
     "PermissionDenied",
     "ResourceAlreadyExists",
     "ResourceDoesNotExist",
@@ -73,6 +74,10 @@ class FlowmlError(Exception):
     def to_json(self) -> dict[str, Any]:
         """The MLflow error body: ``{"error_code": ..., "message": ...}`` plus any details."""
         return {"error_code": self.error_code, "message": self.message, **self.details}
+
+
+#: MLflow's name for the base error (``except mlflow.exceptions.MlflowException`` works unchanged).
+MlflowException = FlowmlError
 
 
 class InvalidParameterValue(FlowmlError):

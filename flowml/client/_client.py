@@ -309,6 +309,25 @@ class FlowmlClient(RegistryMixin):
             parent = str(Path(artifact_file).parent)
             self.log_artifact(run_id, local, None if parent in ("", ".") else parent)
 
+    def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
+        """MLflow's ``log_table``: a DataFrame or dict as a ``.json``/``.parquet`` artifact, appended to
+        what the file already holds (:mod:`flowml.tracking.tables`)."""
+        from flowml.tracking import tables
+
+        tables.log_table(self, run_id, data, artifact_file)
+
+    def load_table(
+        self,
+        experiment_id: str,
+        artifact_file: str,
+        run_ids: Sequence[str] | None = None,
+        extra_columns: Sequence[str] | None = None,
+    ) -> Any:
+        """The table ``artifact_file`` of the experiment's runs that logged it, as one DataFrame."""
+        from flowml.tracking import tables
+
+        return tables.load_table(self, experiment_id, artifact_file, run_ids, extra_columns)
+
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         return self._repo(run_id).list_artifacts(path)
 

@@ -214,7 +214,7 @@ class ActiveRun:
 
 
 def _default_tags() -> dict[str, str]:
-    source = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "<console>"
+    source = sys.argv[0] if sys.argv and sys.argv[0] else "<console>"  # as given, as MLflow records it
     return {"mlflow.source.name": source, "mlflow.source.type": "LOCAL"}
 
 

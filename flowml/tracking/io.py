@@ -8,18 +8,20 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from flowml.entities import Dataset, DatasetInput, LoggedModelInput, Run, ViewType
+from flowml.entities import Dataset, DatasetInput, InputTag, LoggedModelInput, Run, ViewType
 from flowml.exceptions import InvalidParameterValue
 from flowml.tracking.fluent import _active_experiment_id, _client, _target, active_run
 
 __all__ = [
     "get_artifact_uri",
+    "load_table",
     "log_artifact",
     "log_artifacts",
     "log_dict",
     "log_figure",
     "log_input",
     "log_inputs",
+    "log_table",
     "log_text",
     "search_runs",
 ]
@@ -134,8 +136,13 @@ def _to_frame(runs: list[Run]) -> Any:
     return frame
 
 
-def _dataset_input(dataset: Any, context: str | None, tags: Mapping[str, str] | None) -> DatasetInput:
-    """A ``flowml.data`` dataset (or anything with MLflow's ``_to_mlflow_entity``) as a run input."""
+def _dataset_input(dataset: Any, context: str | None, tags: Mapping[str, str] | None) -> DatasetInput | None:
+    """A ``flowml.data`` dataset (or MLflow's own: anything with ``_to_mlflow_entity``) as a run input,
+    with MLflow's checks: context and tags need a dataset; an empty context is no tag."""
+    if dataset is None:
+        if context or tags:
+            raise InvalidParameterValue("`dataset` must be specified if `context` or `tags` is specified.")
+        return None
     to_entity = getattr(dataset, "_to_mlflow_entity", None)
     if to_entity is None:
         raise InvalidParameterValue(
@@ -148,9 +155,9 @@ def _dataset_input(dataset: Any, context: str | None, tags: Mapping[str, str] | 
         if isinstance(e, Dataset)
         else Dataset(e.name, e.digest, e.source_type, e.source, e.schema, e.profile)
     )
-    input_tags = {str(k): str(v) for k, v in (tags or {}).items()}
-    if context is not None:
-        input_tags[DATASET_CONTEXT_TAG] = context
+    input_tags = [InputTag(str(k), str(v)) for k, v in (tags or {}).items()]
+    if context:
+        input_tags.append(InputTag(DATASET_CONTEXT_TAG, context))
     return DatasetInput(entity, input_tags)
 
 
@@ -162,12 +169,9 @@ def log_input(
 ) -> None:
     """Record that the active run (started if none) used ``dataset`` — e.g. ``flowml.data.from_pandas(df)``
     — in the role ``context`` ("training", "eval", ...), and/or the logged ``model``."""
-    log_inputs(
-        [dataset] if dataset is not None else None,
-        [context] if dataset is not None else None,
-        [tags] if dataset is not None else None,
-        [model] if model is not None else None,
-    )
+    item = _dataset_input(dataset, context, tags)
+    _, rid, client = _target(None)
+    client.log_inputs(rid, [item] if item else [], [LoggedModelInput(model.model_id)] if model else [])
 
 
 def log_inputs(
@@ -176,18 +180,31 @@ def log_inputs(
     tags_list: Sequence[Mapping[str, str] | None] | None = None,
     models: Sequence[LoggedModelInput | None] | None = None,
 ) -> None:
-    """Several datasets at once (``contexts`` and ``tags_list``, when given, pair with them by position)
-    and logged models, in one call."""
-    found = list(datasets or ())
-    for name, paired in (("contexts", contexts), ("tags_list", tags_list)):
-        if paired is not None and len(paired) != len(found):
-            raise InvalidParameterValue(
-                f"{name} must have one entry per dataset ({len(found)}), not {len(paired)}"
-            )
-    inputs = [
-        _dataset_input(d, contexts[i] if contexts else None, tags_list[i] if tags_list else None)
-        for i, d in enumerate(found)
-    ]
+    """Several datasets at once; as in MLflow, ``datasets``, ``contexts`` and ``tags_list`` pair by
+    position and must have the same length (entries may be ``None``). Unlike MLflow outside Databricks,
+    ``models`` (logged models the run used) are recorded too."""
+    found, roles, tag_maps = list(datasets or ()), list(contexts or ()), list(tags_list or ())
+    if not len(found) == len(roles) == len(tag_maps):
+        raise InvalidParameterValue(
+            "`log_inputs` requires `datasets`, `contexts`, `tags_list` to be non-empty lists of the same "
+            f"length (got {len(found)}, {len(roles)}, {len(tag_maps)})"
+        )
+    inputs = [_dataset_input(d, c, t) for d, c, t in zip(found, roles, tag_maps, strict=True)]
     used = [LoggedModelInput(m.model_id) for m in models or () if m is not None]
     _, rid, client = _target(None)
-    client.log_inputs(rid, inputs, used)
+    client.log_inputs(rid, [i for i in inputs if i is not None], used)
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a DataFrame or dict as the table artifact ``artifact_file`` (``.json`` or ``.parquet``) of the
+    active run (or ``run_id``), after the rows it already holds."""
+    _, rid, client = _target(run_id)
+    client.log_table(rid, data, artifact_file)
+
+
+def load_table(
+    artifact_file: str, run_ids: Sequence[str] | None = None, extra_columns: Sequence[str] | None = None
+) -> Any:
+    """The table ``artifact_file`` of the active experiment's runs (or of ``run_ids``) as one DataFrame."""
+    client = _client()
+    return client.load_table(_active_experiment_id(client), artifact_file, run_ids, extra_columns)

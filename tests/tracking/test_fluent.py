@@ -194,6 +194,25 @@ def test_run_without_with_block_is_ended_and_flushed_at_exit(flowml_env: str, tm
     assert len(FlowmlClient().get_metric_history(runs[0].info.run_id, "accuracy")) == 300
 
 
+def test_a_script_run_names_its_source_as_mlflow_does(flowml_env: str, tmp_path: Path) -> None:
+    import os
+
+    script = tmp_path / "jobs" / "train.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import flowml as mlflow\nwith mlflow.start_run() as run:\n    print(run.info.run_id)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
+    env["FLOWML_TRACKING_URI"] = flowml_env
+    done = subprocess.run(
+        [sys.executable, "jobs/train.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    tags = mlflow.get_run(done.stdout.strip()).data.tags
+    assert tags["mlflow.source.name"] == "jobs/train.py"  # sys.argv[0] as given, like MLflow
+    assert tags["mlflow.source.type"] == "LOCAL"
+
+
 def test_import_flowml_loads_no_heavy_library() -> None:
     result = subprocess.run(
         [
@@ -213,25 +232,33 @@ PUBLIC_API = [
     "ActiveRun",
     "FlowmlClient",
     "MlflowClient",
+    "MlflowException",
     "__version__",
     "active_run",
     "autolog",
     "client",
     "create_experiment",
     "data",
+    "delete_experiment",
+    "delete_experiment_tag",
+    "delete_run",
     "delete_tag",
     "end_run",
     "entities",
     "exceptions",
     "flow",
     "flush",
+    "flush_async_logging",
     "get_artifact_uri",
     "get_experiment",
     "get_experiment_by_name",
+    "get_parent_run",
     "get_registry_uri",
     "get_run",
     "get_tracking_uri",
+    "is_tracking_uri_set",
     "last_active_run",
+    "load_table",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -242,6 +269,7 @@ PUBLIC_API = [
     "log_metrics",
     "log_param",
     "log_params",
+    "log_table",
     "log_text",
     "models",
     "orchestration",
@@ -249,10 +277,17 @@ PUBLIC_API = [
     "pyfunc",
     "register_model",
     "registry",
+    "restore_experiment",
+    "restore_run",
+    "run",
+    "search_experiments",
+    "search_model_versions",
+    "search_registered_models",
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
     "set_experiment_tags",
+    "set_model_version_tag",
     "set_registry_uri",
     "set_tag",
     "set_tags",
