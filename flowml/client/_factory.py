@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import threading
 from collections.abc import Mapping
@@ -41,11 +42,16 @@ def make_backend(
 
 
 class BackendCache:
-    """One backend (one engine/connection pool) per distinct configuration, shared by clients."""
+    """One backend (one engine/connection pool) per distinct configuration, shared by clients.
+
+    Closed at interpreter exit (connections and HTTP sockets released, not left to the garbage collector);
+    the hook is registered with the first backend, so it runs after the fluent API's own exit hooks
+    (``atexit`` runs the last registered first), which end runs still open."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._backends: dict[tuple[str, str, str | None, tuple[tuple[str, str], ...]], TrackingBackend] = {}
+        self._exit_hook = False
 
     def get(
         self,
@@ -67,6 +73,9 @@ class BackendCache:
                     headers=headers,
                 )
                 self._backends[key] = backend
+                if not self._exit_hook:
+                    atexit.register(self.clear)
+                    self._exit_hook = True
             return backend
 
     def clear(self) -> None:

@@ -336,3 +336,27 @@ def test_registry_uri_may_only_name_the_tracking_store(
     assert err.value.error_code == "INVALID_PARAMETER_VALUE" and "registry" in err.value.message
     mlflow.set_registry_uri(mlflow.get_tracking_uri())
     assert mlflow.register_model(f"runs:/{run.info.run_id}/model", "m").version == "1"
+
+
+def test_a_script_against_a_server_ends_its_run_and_closes_its_connections(
+    flowml_env: str, tmp_path: Path
+) -> None:
+    """At exit an open run is ended (its buffered metrics written) *before* the cached clients are
+    closed: no socket or database connection is left to the garbage collector (``-X dev`` reports it)."""
+    import os
+
+    from tests.fixtures.server import serve_in_thread
+
+    (tmp_path / "art").mkdir()
+    with serve_in_thread(flowml_env, str(tmp_path / "art")) as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
+        env["FLOWML_TRACKING_URI"] = url
+        script = "import flowml as mlflow\nrun = mlflow.start_run()\nmlflow.log_metric('m', 2.0)\n"
+        script += "print(run.info.run_id)\n"
+        done = subprocess.run(
+            [sys.executable, "-X", "dev", "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode == 0, done.stderr
+    assert "ResourceWarning" not in done.stderr, done.stderr
+    run = FlowmlClient(flowml_env).get_run(done.stdout.strip())
+    assert run.info.status == "FINISHED" and run.data.metrics == {"m": 2.0}
