@@ -1,11 +1,13 @@
 """The web UI end to end: a real server, data logged through the REST API, real headless Chromium.
 
 Driven by Playwright for Python against Debian's ``/usr/bin/chromium`` (never a downloaded browser).
-Each page's screenshot lands in ``docs/ui/`` (the README shows them).
+Each page is screenshotted; with ``FLOWML_UPDATE_SCREENSHOTS=1`` the shots replace ``docs/ui/`` (the README
+shows them), otherwise they go to a temporary directory, so a test run leaves the work tree clean.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import tempfile
 import time
@@ -27,7 +29,11 @@ pytestmark = [
 ]
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "ui"
+    if os.environ.get("FLOWML_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "flowml-ui-shots"
+)
 BIG = 100_000
 MLMODEL = b"flavors:\n  python_function:\n    loader_module: flowml.pyfunc\n"
 
