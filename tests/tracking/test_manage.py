@@ -49,9 +49,10 @@ def test_fluent_searches_page_through_everything(flowml_env: str) -> None:
         "exp-1201",
         "exp-1200",
     ]
-    assert [e.name for e in mlflow.search_experiments(filter_string="name LIKE 'exp-000%'")] == [
-        f"exp-000{i}" for i in range(9, 0, -1)
-    ]  # newest first, MLflow's default order
+    found = mlflow.search_experiments(filter_string="name LIKE 'exp-000%'")
+    assert sorted(e.name for e in found) == [f"exp-000{i}" for i in range(1, 10)]
+    # MLflow's default order: newest first, ties (same millisecond) by id
+    assert found == sorted(found, key=lambda e: (-(e.creation_time or 0), int(e.experiment_id)))
 
 
 def test_registry_searches_and_version_tags(flowml_env: str) -> None:
