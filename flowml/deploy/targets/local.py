@@ -249,7 +249,6 @@ class LocalTarget:
             if bentoml_home is not None:
                 env["BENTOML_HOME"] = os.fspath(bentoml_home)
             env.setdefault("BENTOML_DO_NOT_TRACK", "true")
-            preflight_done = False
             for attempt in range(1, _PORT_ATTEMPTS + 1):
                 backend_port = free_port()
                 log = path / f"serve-{int(time.time() * 1000)}.log"
@@ -257,9 +256,8 @@ class LocalTarget:
                 backend_url = f"http://{HOST}:{backend_port}"
                 switched = False
                 try:
-                    if preflight is not None and not preflight_done:
+                    if preflight is not None and attempt == 1:  # a retry only replaces the backend
                         preflight()
-                        preflight_done = True
                     try:
                         self._wait_ready(proc, backend_port, log)
                     except PortTaken:  # the backend's port only; a taken front port is the caller's error
