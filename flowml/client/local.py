@@ -159,8 +159,9 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
     ) -> PagedList[Run]:
         with self.db.read() as s:
             page = tracking.search_runs(
-                s, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
-            )
+                s, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token,
+                self.db.side_reader,
+            )  # fmt: skip
             run_inputs.with_links(s, page, model_inputs=False)  # MLflow's search leaves model inputs out
         return page
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, QueuePool
 
 from flowml.exceptions import FlowmlError, TemporarilyUnavailable
+from flowml.store.side_read import SideReader
 from flowml.store.tables import metadata
 
 __all__ = ["HEAD_REVISION", "Database", "normalize_db_uri"]
@@ -85,6 +86,7 @@ class Database:
         # SQLite has one writer at a time. Threads of this process queue on a fair lock instead of
         # on SQLite's busy handler, which sleeps in growing steps and makes tail latency explode.
         self._write_lock: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
+        self._side = self._new_side_reader()
 
     # -- engine -------------------------------------------------------------------------------
     @property
@@ -129,7 +131,22 @@ class Database:
             "overflow": max(0, int(pool.overflow())),  # negative while the pool is still filling
         }
 
+    @property
+    def side_reader(self) -> SideReader | None:
+        """A second read connection on its own thread, for a read to run one statement in
+        parallel (:mod:`flowml.store.side_read`): SQLite files only (PostgreSQL reads wait on the
+        server, not on this process's GIL; ``:memory:`` databases are per connection)."""
+        return self._side
+
+    def _new_side_reader(self) -> SideReader | None:
+        if self.dialect != "sqlite" or make_url(self.uri).database in (None, "", ":memory:"):
+            return None
+        return SideReader(lambda: self.engine.raw_connection())
+
     def dispose(self) -> None:
+        side, self._side = self._side, self._new_side_reader()
+        if side is not None:
+            side.close()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

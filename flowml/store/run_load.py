@@ -3,11 +3,15 @@
 A search page is up to 50,000 runs, so this is written for speed (it was ~70 ms for 1000 runs
 through the ORM; see ``benchmarks/search/README.md``):
 
-* **Two statements, whatever the page size.** One reads the runs with their params and tags
-  aggregated into one JSON object per run and table (``json_group_object`` on SQLite,
-  ``json_object_agg`` on PostgreSQL); the other reads the latest metric rows. The run ids travel as
-  ONE parameter (a JSON array read by ``json_each`` on SQLite, an array for ``= ANY`` on
-  PostgreSQL), so a page never builds a statement with thousands of placeholders.
+* **Two statements, whatever the page size.** One reads the runs' params and tags aggregated into
+  one JSON object per run and table (``json_group_object`` on SQLite, ``json_object_agg`` on
+  PostgreSQL; for a search page on SQLite all of them in one JSON array, one row, one
+  ``orjson.loads``); the other reads the latest metric rows. The run ids travel as ONE parameter
+  (a JSON array read by ``json_each`` on SQLite, an array for ``= ANY`` on PostgreSQL), so a page
+  never builds a statement with thousands of placeholders.
+* **In parallel on SQLite**: the params/tags statement is SQLite's own C work with the GIL
+  released, the metric rows mostly Python building tuples; a search page of 100+ runs runs the
+  first on the database's side reader (:mod:`flowml.store.side_read`) while it fetches the second.
 * **Metric values are never sent through JSON.** SQLite before 3.43 writes REAL values in JSON
   (and as text) with 15 significant digits, which does not round-trip a float; the metric rows
   carry the stored REAL as is. NaN is stored as ``0.0`` with ``is_nan`` set.
@@ -23,12 +27,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
 from sqlalchemy.orm import Session
 
 from flowml.entities import NO_LINKS, Metric, Run, RunData, RunInfo
+from flowml.store.side_read import SideReader
 
 __all__ = ["RUN_ROW_WIDTH", "LatestPoints", "load_page", "load_runs"]
 
@@ -49,6 +55,12 @@ def _children(owner: str, agg: str, cast: str = "") -> str:
     )
 
 
+def _json_object(table: str, owner: str) -> str:
+    """SQLite: the JSON object of a run's rows of ``table`` (params or tags), ``{}`` for none."""
+    rows = f'SELECT json_group_object(c."key", c.value) FROM {table} AS c WHERE c.run_id = {owner}'
+    return f"coalesce(({rows}), '{{}}')"
+
+
 # A metric row is (position of its run in the ids, key, value or NULL for NaN, timestamp, step).
 _VALUE = "CASE WHEN m.is_nan THEN NULL ELSE m.value END"
 _SQLITE_CHILDREN = _children("{owner}", "json_group_object")
@@ -59,7 +71,12 @@ _SQL = {
     "sqlite": (
         f"SELECT {_RUN_COLUMNS}, {_SQLITE_CHILDREN.format(owner='r.run_id')} "
         "FROM runs AS r WHERE r.run_id IN (SELECT value FROM json_each(?))",
-        f'SELECT j."key", {_SQLITE_CHILDREN.format(owner="j.value")} FROM json_each(?) AS j',
+        # ONE row holding one JSON array [position, params, tags, position, ...]: SQLite builds it
+        # in C (with the GIL released: this is the statement the side reader runs), and one
+        # orjson.loads beats fetching and parsing a row per run
+        "SELECT '[' || group_concat(j.\"key\" || ',' || "
+        f"{_json_object('params', 'j.value')} || ',' || {_json_object('run_tags', 'j.value')}, ',') || ']' "
+        "FROM json_each(?) AS j",
         # CROSS JOIN: SQLite must walk the ids and probe the primary key, never the other way round
         f'SELECT j."key", m."key", {_VALUE}, m."timestamp", m.step '
         "FROM json_each(?) AS j CROSS JOIN latest_metrics AS m ON m.run_id = j.value",
@@ -74,6 +91,9 @@ _SQL = {
         "JOIN latest_metrics AS m ON m.run_id = j.run_id",
     ),
 }
+#: Pages this large read their params and tags on the side reader (when it is free) while the
+#: metric rows are fetched; for smaller ones handing the statement over costs more than it saves.
+SIDE_READ_MIN_RUNS = 100
 
 # -- entity constructors: the dataclasses' own fields, set through their slot descriptors --------
 _new = object.__new__
@@ -163,55 +183,114 @@ _latest_rows, _latest_points = (LatestPoints.__dict__[name].__set__ for name in 
 
 
 # -- loading ---------------------------------------------------------------------------------
+# A run's params and tags, parsed (``None``: not read, the run has none).
+_Children = tuple[dict[str, str], dict[str, str]] | None
+
+
 def load_runs(session: Session, run_ids: Sequence[str]) -> list[Run]:
     """The runs ``run_ids`` (in that order; unknown ids are left out) with their latest metrics,
     params and tags, read in the session's transaction: two statements."""
     if not run_ids:
         return []
     ids = list(run_ids)
-    run_rows, metric_rows = _fetch(session, ids, 0)
-    by_id = {row[0]: row for row in run_rows}
-    rows = [by_id.get(run_id) for run_id in ids]
-    return _build(rows, rows, RUN_ROW_WIDTH, metric_rows)
-
-
-def load_page(session: Session, run_rows: Sequence[Sequence[Any]]) -> list[Run]:
-    """Runs from rows that already hold them (``RUN_ROW_WIDTH`` leading columns: a search page
-    reads them while it walks ``runs``), with their params, tags and latest metrics: two statements."""
-    if not run_rows:
-        return []
-    child_rows, metric_rows = _fetch(session, [row[0] for row in run_rows], 1)
-    children: list[Sequence[Any] | None] = [None] * len(run_rows)
-    for row in child_rows:
-        children[row[0]] = row
-    return _build(run_rows, children, 1, metric_rows)
-
-
-def _fetch(session: Session, ids: list[str], statement: int) -> tuple[Sequence[Any], Sequence[_MetricRow]]:
-    """Rows of statement ``statement`` of :data:`_SQL` and the metric rows, for ``ids``."""
-    conn = session.connection()
-    dialect = conn.dialect.name
-    sql = _SQL["postgresql" if dialect == "postgresql" else "sqlite"]
-    arg: Any = ids if dialect == "postgresql" else orjson.dumps(ids).decode()
-    cursor = conn.connection.cursor()
+    cursor, dialect = _cursor(session)
     try:
-        cursor.execute(sql[statement], (arg,))
-        rows = cursor.fetchall()
-        cursor.execute(sql[2], (arg,))
+        arg = _ids_argument(dialect, ids)
+        cursor.execute(_SQL[dialect][0], (arg,))
+        by_id = {row[0]: row for row in cursor.fetchall()}
+        cursor.execute(_SQL[dialect][2], (arg,))
         metric_rows = cursor.fetchall()
     finally:
         cursor.close()
-    return rows, metric_rows
+    rows = [by_id.get(run_id) for run_id in ids]
+    width = RUN_ROW_WIDTH
+    children = [None if row is None else _parsed(row[width], row[width + 1]) for row in rows]
+    return _build(rows, children, metric_rows)
+
+
+def load_page(
+    session: Session, run_rows: Sequence[Sequence[Any]], side: SideReader | None = None
+) -> list[Run]:
+    """Runs from rows that already hold them (``RUN_ROW_WIDTH`` leading columns: a search page
+    reads them while it walks ``runs``), with their params, tags and latest metrics: two statements.
+
+    With ``side`` (SQLite), a page of :data:`SIDE_READ_MIN_RUNS` or more reads its params and tags
+    there, in parallel with the metric rows, when the side reader is free."""
+    if not run_rows:
+        return []
+    ids = [row[0] for row in run_rows]
+    cursor, dialect = _cursor(session)
+    try:
+        arg = _ids_argument(dialect, ids)
+        if dialect == "postgresql":
+            cursor.execute(_SQL[dialect][1], (arg,))
+            children: list[_Children] = [None] * len(ids)
+            for position, params, tags in cursor.fetchall():
+                children[position] = _parsed(params, tags)
+            cursor.execute(_SQL[dialect][2], (arg,))
+            metric_rows = cursor.fetchall()
+        else:
+            statement = _SQL[dialect][1]
+            parallel = side is not None and len(ids) >= SIDE_READ_MIN_RUNS
+            pending = side.submit(statement, (arg,)) if parallel and side is not None else None
+            if pending is None:
+                cursor.execute(statement, (arg,))
+                children_json = cursor.fetchone()[0]
+            cursor.execute(_SQL[dialect][2], (arg,))
+            metric_rows = cursor.fetchall()
+            if pending is not None:
+                children_json = _side_result(pending, cursor, statement, arg)
+            children = _children_by_position(children_json, len(ids))
+    finally:
+        cursor.close()
+    return _build(run_rows, children, metric_rows)
+
+
+def _cursor(session: Session) -> tuple[Any, str]:
+    """A DBAPI cursor in the session's transaction, and the :data:`_SQL` dialect key."""
+    conn = session.connection()
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    return conn.connection.cursor(), dialect
+
+
+def _ids_argument(dialect: str, ids: list[str]) -> Any:
+    """The ids as the one statement parameter: an array on PostgreSQL, JSON text on SQLite."""
+    return ids if dialect == "postgresql" else orjson.dumps(ids).decode()
+
+
+def _side_result(pending: Future[Any], cursor: Any, statement: str, arg: str) -> Any:
+    """The side reader's result; if it failed, the statement again on the caller's connection
+    (the side read is only a speed-up: its error is logged, the caller's own read decides)."""
+    try:
+        return pending.result()
+    except Exception:
+        logger.warning("side read failed; reading params and tags serially", exc_info=True)
+        cursor.execute(statement, (arg,))
+        return cursor.fetchone()[0]
+
+
+def _children_by_position(children_json: str | None, count: int) -> list[_Children]:
+    """The SQLite page statement's ``[position, params, tags, ...]`` array, by position."""
+    children: list[_Children] = [None] * count
+    flat = orjson.loads(children_json) if children_json else []
+    items = iter(flat)
+    for position, params, tags in zip(items, items, items, strict=True):
+        children[position] = (params, tags)
+    return children
+
+
+def _parsed(params: str | None, tags: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    loads = orjson.loads
+    return (loads(params) if params else {}), (loads(tags) if tags else {})
 
 
 def _build(
     rows: Sequence[Sequence[Any] | None],
-    children: Sequence[Sequence[Any] | None],
-    offset: int,
+    children: Sequence[_Children],
     metric_rows: Sequence[_MetricRow],
 ) -> list[Run]:
-    """Runs from their rows (``None``: unknown run, left out), the params and tags JSON at
-    ``children[i][offset:offset + 2]`` and the metric rows (keyed by position)."""
+    """Runs from their rows (``None``: unknown run, left out), their params and tags (by position)
+    and the metric rows (keyed by position)."""
     values: list[dict[str, float]] = [{} for _ in rows]
     points: list[dict[str, _MetricRow]] = [{} for _ in rows]
     current = -1
@@ -226,19 +305,18 @@ def _build(
         run_values[key] = _NAN if value is None else value
         run_points[key] = metric
     runs: list[Run] = []
-    append, loads, new = runs.append, orjson.loads, _new
+    append, new = runs.append, _new
     for position, row in enumerate(rows):
         if row is None:
             continue
-        child = children[position]
-        params, tags = (child[offset], child[offset + 1]) if child is not None else (None, None)
+        params, tags = children[position] or ({}, {})
         latest: LatestPoints = new(LatestPoints)
         _latest_rows(latest, points[position])
         _latest_points(latest, None)
         data: RunData = new(RunData)
         _data_metrics(data, values[position])
-        _data_params(data, loads(params) if params else {})
-        _data_tags(data, loads(tags) if tags else {})
+        _data_params(data, params)
+        _data_tags(data, tags)
         _data_latest(data, latest)
         info: RunInfo = new(RunInfo)
         _info_run_id(info, row[0])

@@ -31,6 +31,7 @@ from flowml.exceptions import (
 )
 from flowml.store import filters, run_load
 from flowml.store._names import random_run_name
+from flowml.store.side_read import SideReader
 from flowml.store.tables import (
     ExperimentRow,
     ExperimentTagRow,
@@ -418,9 +419,12 @@ def search_runs(
     max_results: int = 1000,
     order_by: Sequence[str] | None = None,
     page_token: str | None = None,
+    side: SideReader | None = None,
 ) -> PagedList[Run]:
+    """A page of runs with their data; ``side`` lets a large SQLite page read its params and tags
+    in parallel (:func:`flowml.store.run_load.load_page`)."""
     exp_ids = [validate_experiment_id(e) for e in experiment_ids]
     rows, token = filters.search_run_page(
         session, exp_ids, filter_string, ViewType(run_view_type), max_results, order_by, page_token
     )
-    return PagedList(run_load.load_page(session, rows), token)
+    return PagedList(run_load.load_page(session, rows, side), token)
