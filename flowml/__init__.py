@@ -49,6 +49,7 @@ _LAZY: dict[str, str] = {
             "log_artifacts",
             "log_dict",
             "log_figure",
+            "log_image",
             "log_input",
             "log_inputs",
             "log_table",
@@ -75,6 +76,25 @@ _LAZY: dict[str, str] = {
         ),
         "flowml.tracking.manage",
     ),
+    **dict.fromkeys(
+        (
+            "ActiveModel",
+            "clear_active_model",
+            "create_external_model",
+            "delete_logged_model_tag",
+            "finalize_logged_model",
+            "get_active_model_id",
+            "get_logged_model",
+            "initialize_logged_model",
+            "last_logged_model",
+            "log_model_params",
+            "search_logged_models",
+            "set_active_model",
+            "set_logged_model_tags",
+        ),
+        "flowml.tracking.logged_models",
+    ),
+    "Image": "flowml.tracking.images",
     "MlflowException": "flowml.exceptions",
     "run": "flowml.projects",
     "autolog": "flowml.models.autolog",
@@ -85,6 +105,7 @@ _LAZY: dict[str, str] = {
 }
 _ALIASES = {"MlflowClient": "FlowmlClient"}
 _SUBMODULES = (
+    "artifacts",
     "client",
     "data",
     "entities",
@@ -102,44 +123,57 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "ActiveModel",
     "ActiveRun",
     "FlowmlClient",
+    "Image",
     "MlflowClient",
     "MlflowException",
     "__version__",
     "active_run",
+    "artifacts",
     "autolog",
+    "clear_active_model",
     "client",
     "create_experiment",
+    "create_external_model",
     "data",
     "delete_experiment",
     "delete_experiment_tag",
+    "delete_logged_model_tag",
     "delete_run",
     "delete_tag",
     "end_run",
     "entities",
     "exceptions",
+    "finalize_logged_model",
     "flow",
     "flush",
     "flush_async_logging",
+    "get_active_model_id",
     "get_artifact_uri",
     "get_experiment",
     "get_experiment_by_name",
+    "get_logged_model",
     "get_parent_run",
     "get_registry_uri",
     "get_run",
     "get_tracking_uri",
+    "initialize_logged_model",
     "is_tracking_uri_set",
     "last_active_run",
+    "last_logged_model",
     "load_table",
     "log_artifact",
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_image",
     "log_input",
     "log_inputs",
     "log_metric",
     "log_metrics",
+    "log_model_params",
     "log_param",
     "log_params",
     "log_table",
@@ -154,12 +188,15 @@ __all__ = [
     "restore_run",
     "run",
     "search_experiments",
+    "search_logged_models",
     "search_model_versions",
     "search_registered_models",
     "search_runs",
+    "set_active_model",
     "set_experiment",
     "set_experiment_tag",
     "set_experiment_tags",
+    "set_logged_model_tags",
     "set_model_version_tag",
     "set_registry_uri",
     "set_tag",
@@ -192,6 +229,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from flowml import (
+        artifacts,
         client,
         data,
         entities,
@@ -210,7 +248,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from flowml.client import FlowmlClient as MlflowClient
     from flowml.exceptions import MlflowException
     from flowml.models.autolog import autolog
-    from flowml.orchestration import flow, sweep, task
+    from flowml.orchestration.decorators import flow, task
+    from flowml.orchestration.sweep import sweep
     from flowml.projects import run
     from flowml.registry.fluent import register_model
     from flowml.tracking.fluent import (
@@ -237,6 +276,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         set_tracking_uri,
         start_run,
     )
+    from flowml.tracking.images import Image
     from flowml.tracking.io import (
         get_artifact_uri,
         load_table,
@@ -244,11 +284,27 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         log_artifacts,
         log_dict,
         log_figure,
+        log_image,
         log_input,
         log_inputs,
         log_table,
         log_text,
         search_runs,
+    )
+    from flowml.tracking.logged_models import (
+        ActiveModel,
+        clear_active_model,
+        create_external_model,
+        delete_logged_model_tag,
+        finalize_logged_model,
+        get_active_model_id,
+        get_logged_model,
+        initialize_logged_model,
+        last_logged_model,
+        log_model_params,
+        search_logged_models,
+        set_active_model,
+        set_logged_model_tags,
     )
     from flowml.tracking.manage import (
         delete_experiment,

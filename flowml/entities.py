@@ -22,6 +22,7 @@ __all__ = [
     "LoggedModel",
     "LoggedModelInput",
     "LoggedModelOutput",
+    "LoggedModelStatus",
     "Metric",
     "ModelMetric",
     "PagedList",
@@ -102,6 +103,42 @@ class RunStatus:
     @classmethod
     def is_terminated(cls, status: str) -> bool:
         return status in cls.TERMINATED
+
+
+class LoggedModelStatus(enum.StrEnum):
+    """A logged model's status as MLflow 3's ``LoggedModelStatus`` names it (``"READY"``...); the
+    store and the REST API carry the protobuf names (``LOGGED_MODEL_READY``...)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    PENDING = "PENDING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+    def to_proto(self) -> str:
+        return _LOGGED_MODEL_PROTO[self]
+
+    @classmethod
+    def parse(cls, status: str) -> LoggedModelStatus:
+        """From MLflow's name, the protobuf name, or a member; ``ValueError`` for anything else."""
+        if isinstance(status, cls):
+            return status
+        text = str(status).upper()
+        for member, proto in _LOGGED_MODEL_PROTO.items():
+            if text in (member.value, proto):
+                return member
+        raise ValueError(f"Invalid logged model status {status!r}")
+
+    @staticmethod
+    def is_finalized(status: str) -> bool:
+        return status in (LoggedModelStatus.READY, LoggedModelStatus.FAILED)
+
+
+_LOGGED_MODEL_PROTO = {
+    LoggedModelStatus.UNSPECIFIED: "LOGGED_MODEL_STATUS_UNSPECIFIED",
+    LoggedModelStatus.PENDING: "LOGGED_MODEL_PENDING",
+    LoggedModelStatus.READY: "LOGGED_MODEL_READY",
+    LoggedModelStatus.FAILED: "LOGGED_MODEL_UPLOAD_FAILED",
+}
 
 
 class SourceType:

@@ -111,6 +111,9 @@ class ModelVersion:
     aliases: tuple[str, ...] = ()
     #: Where the model's files are (a ``runs:/`` or ``models:/`` source resolved); else the source.
     storage_location: str | None = None
+    #: MLflow 3's logged-model id of the version, when a server reports one (MLflow's SQL store, and
+    #: flowml's, leave it unset: the link is the logged model's ``mlflow.modelVersions`` tag).
+    model_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

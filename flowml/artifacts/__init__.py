@@ -2,10 +2,14 @@
 
 ``get_artifact_repository(uri)`` picks the backend by URI scheme: plain paths and ``file:`` URIs
 are local directories, ``s3://bucket/prefix`` is S3 (boto3 is imported only when S3 is used).
+
+MLflow's ``mlflow.artifacts`` functions (``download_artifacts``, ``list_artifacts``, ``load_text``,
+``load_dict``, ``load_image``) live here too, so ``flowml.artifacts`` is that module for MLflow users.
 """
 
 from __future__ import annotations
 
+from flowml.artifacts._fluent import download_artifacts, list_artifacts, load_dict, load_image, load_text
 from flowml.artifacts.base import ArtifactRecord, ArtifactRepository, normalize_artifact_path
 from flowml.artifacts.local import LocalArtifactRepository, is_local_uri, uri_scheme
 from flowml.artifacts.s3 import S3ArtifactRepository
@@ -16,7 +20,12 @@ __all__ = [
     "ArtifactRepository",
     "LocalArtifactRepository",
     "S3ArtifactRepository",
+    "download_artifacts",
     "get_artifact_repository",
+    "list_artifacts",
+    "load_dict",
+    "load_image",
+    "load_text",
     "normalize_artifact_path",
 ]
 

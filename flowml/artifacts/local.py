@@ -112,6 +112,15 @@ class LocalArtifactRepository(ArtifactRepository):
         for created in reversed(missing):
             fsync_dir(created.parent)
 
+    def local_path(self, artifact_path: str | None = None) -> str:
+        """The absolute path of a stored file or directory, in place (MLflow's ``get_local_path``:
+        ``download_artifacts`` without a destination returns local artifacts where they are)."""
+        rel = normalize_artifact_path(artifact_path)
+        target = self._resolve(rel)
+        if not (target.is_file() or target.is_dir()):
+            raise ResourceDoesNotExist(f"No such artifact: '{rel}'")
+        return str(target)
+
     # ---- primitives ---------------------------------------------------------------------------
     def _write(self, rel: str, chunks: Iterable[bytes]) -> None:
         target = self._resolve(rel)

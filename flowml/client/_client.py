@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowml.client._factory import BackendCache
+from flowml.client._logged_models import LoggedModelsMixin
 from flowml.client._registry import RegistryMixin
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
@@ -56,7 +57,7 @@ def _user() -> str:
         return "unknown"
 
 
-class FlowmlClient(RegistryMixin):
+class FlowmlClient(LoggedModelsMixin, RegistryMixin):
     """Tracking client with MLflow's ``MlflowClient`` method names, arguments and return shapes.
 
     ``tracking_uri`` defaults to ``FLOWML_TRACKING_URI`` (else ``sqlite:///<cwd>/flowml.db``);
@@ -251,6 +252,10 @@ class FlowmlClient(RegistryMixin):
         if uri is None:
             uri = self.get_run(run_id).info.artifact_uri
             self._artifact_uris[run_id] = uri
+        return self._repo_at(uri)
+
+    def _repo_at(self, uri: str) -> ArtifactRepository:
+        """The repository for an artifact URI (a run's or a logged model's location)."""
         if uri.startswith("mlflow-artifacts:"):
             if not self.tracking_uri.startswith(("http://", "https://")):
                 raise InvalidParameterValue(
@@ -315,6 +320,22 @@ class FlowmlClient(RegistryMixin):
         from flowml.tracking import tables
 
         tables.log_table(self, run_id, data, artifact_file)
+
+    def log_image(
+        self,
+        run_id: str,
+        image: Any,
+        artifact_file: str | None = None,
+        key: str | None = None,
+        step: int | None = None,
+        timestamp: int | None = None,
+        synchronous: bool | None = None,
+    ) -> None:
+        """MLflow's ``log_image``: a numpy array, PIL image or ``flowml.Image`` as ``artifact_file``, or
+        as the step image ``key`` MLflow's UI charts (:mod:`flowml.tracking.images`)."""
+        from flowml.tracking import images
+
+        images.log_image(self, run_id, image, artifact_file, key, step, timestamp, synchronous)
 
     def load_table(
         self,

@@ -61,6 +61,7 @@ def version_from_json(d: Mapping[str, Any]) -> ModelVersion:
         run_link=d.get("run_link"),
         tags=_kv(d.get("tags")),
         aliases=tuple(d.get("aliases") or ()),
+        model_id=d.get("model_id") or None,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 
+from flowml.client._logged_models_backend import LoggedModelBackend
 from flowml.client._registry_backend import RegistryBackend
 from flowml.entities import DatasetInput, Experiment, Metric, PagedList, Param, Run, RunInfo, RunTag, ViewType
 
@@ -22,6 +23,8 @@ class TrackingBackend(RegistryBackend, ABC):
 
     #: Where new experiments put their artifacts unless told otherwise.
     artifact_root: str
+    #: MLflow 3 logged models (``log_model`` creates one per model).
+    logged_models: LoggedModelBackend
 
     # experiments
     @abstractmethod

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from flowml.client._local_registry import SqlRegistryMixin
+from flowml.client._logged_models_backend import LoggedModelBackend, ModelOrderSpec
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
     DatasetInput,
@@ -20,6 +22,7 @@ from flowml.entities import (
     RunTag,
     ViewType,
 )
+from flowml.exceptions import InvalidParameterValue
 from flowml.store import Database, logged_models, run_data, run_inputs, tracking
 from flowml.store.group_commit import GroupCommit
 
@@ -33,7 +36,7 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
         self.artifact_root = artifact_root
         self.db = Database(uri, artifact_root, busy_timeout_ms=busy_timeout_ms)
         self._batches: GroupCommit[run_data.PreparedBatch] = GroupCommit(self.db, run_data.write_batches)
-        self.logged_models = SqlLoggedModels(self.db)
+        self.logged_models: SqlLoggedModels = SqlLoggedModels(self.db)
 
     # experiments
     def create_experiment(
@@ -178,7 +181,25 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
         self.db.dispose()
 
 
-class SqlLoggedModels:
+_ORDER_KEYS = {"field_name", "ascending", "dataset_name", "dataset_digest"}
+
+
+def _model_order(spec: Mapping[str, Any]) -> logged_models.ModelOrder:
+    """MLflow's ``order_by`` dict as the store's :class:`~flowml.store.logged_models.ModelOrder`."""
+    if "field_name" not in spec or set(spec) - _ORDER_KEYS:
+        raise InvalidParameterValue(
+            f"Invalid order_by entry {dict(spec)!r}: expected the keys field_name, ascending, "
+            "dataset_name and dataset_digest"
+        )
+    return logged_models.ModelOrder(
+        str(spec["field_name"]),
+        bool(spec.get("ascending", True)),
+        spec.get("dataset_name"),
+        spec.get("dataset_digest"),
+    )
+
+
+class SqlLoggedModels(LoggedModelBackend):
     """MLflow 3 logged models on the SQL store (served by the REST API; MLflow clients use them)."""
 
     def __init__(self, db: Database) -> None:
@@ -232,11 +253,12 @@ class SqlLoggedModels:
         experiment_ids: Sequence[str],
         filter_string: str | None,
         max_results: int | None,
-        order_by: Sequence[str | logged_models.ModelOrder] | None,
+        order_by: Sequence[ModelOrderSpec | logged_models.ModelOrder] | None,
         page_token: str | None,
         datasets: Sequence[Mapping[str, str]] | None = None,
     ) -> PagedList[LoggedModel]:
+        orders = [_model_order(o) if isinstance(o, Mapping) else o for o in order_by or ()]
         with self.db.read() as s:
             return logged_models.search_logged_models(
-                s, experiment_ids, filter_string, max_results, order_by, page_token, datasets
+                s, experiment_ids, filter_string, max_results, orders, page_token, datasets
             )

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from flowml.client._rest_logged_models import RestLoggedModels
 from flowml.client._rest_registry import RestRegistryMixin
 from flowml.client.base import TrackingBackend
 from flowml.entities import (
@@ -59,6 +60,7 @@ _SAFE_POSTS = {
     "runs/search",
     "experiments/search",
     "experiments/set-experiment-tag",
+    "logged-models/search",
 }
 
 
@@ -167,6 +169,7 @@ class RestBackend(RestRegistryMixin, TrackingBackend):
         self._max_retries = max_retries
         self._headers = {"X-Flowml-User": _local_user(), **dict(headers or {})}
         self._http: httpx.Client | None = None
+        self.logged_models = RestLoggedModels(self)
 
     @property
     def http(self) -> httpx.Client:

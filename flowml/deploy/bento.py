@@ -118,13 +118,13 @@ def model_dir_sha256(path: str) -> str:
 def resolve_model_source(model_uri: str, dst_path: str | None = None) -> ModelSource:
     """Resolve ``model_uri`` to a verified local directory plus its registry/run identity."""
     from flowml.models.pyfunc import FLAVOR_NAME, load_verified
-    from flowml.models.uri import parse_registry_uri
+    from flowml.models.uri import logged_model_id, parse_registry_uri
 
     uri = os.fspath(model_uri)
     registered: str | None = None
     version: str | None = None
     run_id: str | None = None
-    if uri.startswith("models:"):
+    if uri.startswith("models:") and logged_model_id(uri) is None:  # models:/<model_id>: no registry
         from flowml.client import FlowmlClient
 
         ref = parse_registry_uri(uri)

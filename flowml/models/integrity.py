@@ -29,6 +29,7 @@ __all__ = [
     "ModelIntegrityError",
     "check_deserialization_allowed",
     "compute_file_digests",
+    "manifest_record_checksums",
     "verify_model_dir",
     "write_manifest",
 ]
@@ -154,6 +155,19 @@ def verify_model_dir(
             MANIFEST_FILE,
         )
     return status
+
+
+def manifest_record_checksums(model_dir: str, manifest_sha256: str) -> dict[str, tuple[int, str]]:
+    """What the tracking store vouches for when it recorded only the manifest's sha256 (a logged
+    model's files): the manifest's entries plus the manifest itself, for :func:`verify_model_dir`.
+    A missing or rewritten manifest yields a record the directory cannot match."""
+    path = os.path.join(model_dir, MANIFEST_FILE)
+    if not os.path.isfile(path):
+        return {MANIFEST_FILE: (0, manifest_sha256)}
+    size = os.path.getsize(path)
+    if _sha256(path) != manifest_sha256:
+        return {MANIFEST_FILE: (size, manifest_sha256)}
+    return {**(_read_manifest(model_dir) or {}), MANIFEST_FILE: (size, manifest_sha256)}
 
 
 def check_deserialization_allowed(what: str) -> None:

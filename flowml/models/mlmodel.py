@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,17 +174,27 @@ class Model:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What ``log_model`` returns (MLflow's ``ModelInfo`` fields)."""
+    """What ``log_model`` returns (MLflow 3's ``ModelInfo`` fields). ``artifact_path`` is the logged
+    model's artifact location and ``model_uri`` is ``models:/<model_id>``, as in MLflow 3."""
 
     artifact_path: str
     flavors: dict[str, Any]
     model_uri: str
     model_uuid: str
-    run_id: str
+    run_id: str | None
     saved_input_example_info: dict[str, Any] | None
     signature: ModelSignature | None
     utc_time_created: str
     flowml_version: str | None
+    name: str | None = None
+    creation_timestamp: int | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
+    registered_model_version: int | None = None
+    metrics: list[Any] | None = None
+    env_vars: list[str] | None = None
+    prompts: list[str] | None = None
 
     @property
     def signature_dict(self) -> dict[str, str | None] | None:
@@ -192,4 +202,5 @@ class ModelInfo:
 
     @property
     def model_id(self) -> str:
+        """The logged model's id (``m-<32 hex>``; MLflow 3's ``model_uuid`` is the same)."""
         return self.model_uuid

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceAlreadyExists
 from flowml.models.env import write_environment
 from flowml.models.example import save_input_example
 from flowml.models.integrity import MANIFEST_FILE, ModelIntegrityError, compute_file_digests, write_manifest
 from flowml.models.mlmodel import MLMODEL_FILE, Model, ModelInfo
 from flowml.models.signature import ModelSignature
 
+if TYPE_CHECKING:
+    from flowml.client import FlowmlClient
+    from flowml.entities import LoggedModel
+
 __all__ = ["copy_code_paths", "finish_model_dir", "log_model_to_run", "new_model_dir", "python_version"]
 
-DEFAULT_ARTIFACT_PATH = "model"
+logger = logging.getLogger(__name__)
 
 
 def python_version() -> str:
@@ -83,15 +88,94 @@ def finish_model_dir(
     return model
 
 
-def _register(model_uri: str, name: str) -> None:
-    import flowml
-
-    register = getattr(flowml, "register_model", None)
-    if register is None:
-        raise ResourceDoesNotExist(
-            f"Cannot register {model_uri!r} as {name!r}: the model registry is not available yet"
+def _model_name(artifact_path: str | None, name: str | None) -> str | None:
+    """MLflow 3's ``name`` / deprecated ``artifact_path`` rule."""
+    if artifact_path is not None and name is not None:
+        raise InvalidParameterValue(
+            "Both `artifact_path` (deprecated) and `name` parameters were specified. "
+            "Please only specify `name`."
         )
-    register(model_uri, name)
+    if artifact_path is not None:
+        logger.warning("`artifact_path` is deprecated. Please use `name` instead.")
+    return name or artifact_path
+
+
+def _target_run(run_id: str | None) -> tuple[str | None, FlowmlClient]:
+    """The run to log to (``run_id``, else the active run, else none: MLflow 3 starts no run) and the
+    client; the active run's buffered metrics are written first (the model copies them)."""
+    from flowml.client import FlowmlClient
+    from flowml.tracking import fluent
+
+    active = fluent.active_run()
+    if active is not None and run_id in (None, active.run_id):
+        if active.buffer is not None:
+            active.buffer.flush()
+        return active.run_id, active.client
+    return run_id, FlowmlClient()
+
+
+def _copy_step_metrics(client: FlowmlClient, model_id: str, run_id: str, step: int) -> None:
+    """The run's metric points at ``step`` become the model's too (MLflow 3's ``log_model``)."""
+    from flowml.entities import ModelMetric
+
+    points = [
+        ModelMetric(m.key, m.value, m.timestamp, m.step, model_id, run_id)
+        for key in client.get_run(run_id).data.metrics
+        for m in client.get_metric_history(run_id, key)
+        if m.step == step
+    ]
+    if points:
+        client.backend.logged_models.log_metrics(run_id, points)
+
+
+@contextlib.contextmanager
+def _finalized(client: FlowmlClient, model_id: str) -> Iterator[None]:
+    """READY when the block succeeds, FAILED (and the error re-raised) when it does not."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(FlowmlError):
+            client.finalize_logged_model(model_id, "FAILED")
+        raise
+    client.finalize_logged_model(model_id, "READY")
+
+
+def _create_model(
+    client: FlowmlClient,
+    run_id: str | None,
+    name: str | None,
+    params: Mapping[str, Any] | None,
+    tags: Mapping[str, Any] | None,
+    model_type: str | None,
+) -> LoggedModel:
+    from flowml.tracking import fluent
+    from flowml.tracking.logged_models import context_tags
+
+    run_params: Mapping[str, str] = {}
+    if run_id is not None:
+        run = client.get_run(run_id)
+        experiment_id, run_params = run.info.experiment_id, run.data.params
+    else:
+        experiment_id = fluent._active_experiment_id(client)
+    return client.create_logged_model(
+        experiment_id, name, run_id, context_tags(tags), {**dict(params or {}), **run_params}, model_type
+    )
+
+
+def _upload(client: FlowmlClient, model: Model, logged: LoggedModel, local: str) -> None:
+    model.artifact_path = logged.artifact_location
+    model.model_uuid = logged.model_id
+    model.extra["model_id"] = logged.model_id
+    model.save(os.path.join(local, MLMODEL_FILE))
+    manifest = write_manifest(local)
+    records = client._log_model_artifacts(logged.model_id, local)
+    expected = {rel: (v["size"], v["sha256"]) for rel, v in manifest["files"].items()}
+    uploaded = {r.path: (r.file_size, r.sha256) for r in records if r.path != MANIFEST_FILE}
+    if uploaded != expected:
+        raise ModelIntegrityError(
+            f"The files uploaded for logged model {logged.model_id} do not match what was saved: "
+            f"{sorted(set(uploaded) ^ set(expected)) or 'content differs'}"
+        )
 
 
 def log_model_to_run(
@@ -101,55 +185,57 @@ def log_model_to_run(
     *,
     run_id: str | None = None,
     registered_model_name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    model_type: str | None = None,
+    step: int = 0,
+    model_id: str | None = None,
+    await_registration_for: int = 300,
     **save_kwargs: Any,
 ) -> ModelInfo:
-    """Save with ``save`` into a temp dir, stamp run id/artifact path, upload, cross-check checksums."""
-    from flowml.tracking.fluent import _target
+    """MLflow 3's ``log_model``: create a logged model (in the run's experiment, ``source_run_id`` the
+    active run or ``run_id`` when there is one), record it as the run's output with the run's params and
+    its metrics at ``step``, save with ``save`` into a temp dir, upload to the model's artifact location,
+    finalize it READY (FAILED on error), then register it when ``registered_model_name`` is given.
+    ``model_id`` logs the files to an existing logged model (``initialize_logged_model``) instead."""
+    from flowml.entities import LoggedModelOutput
+    from flowml.tracking.logged_models import _set_last_logged_model_id
 
-    if artifact_path and name and artifact_path != name:
-        raise InvalidParameterValue("Give either `name` or `artifact_path` (deprecated), not both")
-    path = (name or artifact_path or DEFAULT_ARTIFACT_PATH).strip("/")
-    _, rid, client = _target(run_id)
-    with tempfile.TemporaryDirectory(prefix="flowml-log-model-") as tmp:
+    model_name = _model_name(artifact_path, name)
+    rid, client = _target_run(run_id)
+    if model_id is not None:
+        logged = client.get_logged_model(model_id)
+    else:
+        logged = _create_model(client, rid, model_name, params, tags, model_type)
+        _set_last_logged_model_id(logged.model_id)
+    with _finalized(client, logged.model_id), tempfile.TemporaryDirectory(prefix="flowml-log-model-") as tmp:
+        if rid is not None:
+            client.log_outputs(rid, [LoggedModelOutput(logged.model_id, step)])
+            _copy_step_metrics(client, logged.model_id, rid, step)
         local = os.path.join(tmp, "model")
         model = save(path=local, **save_kwargs)
         model.run_id = rid
-        model.artifact_path = path
-        model.save(os.path.join(local, MLMODEL_FILE))
-        manifest = write_manifest(local)
-        client.log_artifacts(rid, local, path)
-    recorded = client.get_artifact_checksums(rid)
-    expected = {rel: (v["size"], v["sha256"]) for rel, v in manifest["files"].items()}
-    uploaded = {rel[len(path) + 1 :]: v for rel, v in recorded.items() if rel.startswith(path + "/")}
-    uploaded.pop(MANIFEST_FILE, None)
-    if recorded and uploaded != expected:
-        raise ModelIntegrityError(
-            f"The model uploaded to run {rid} at {path!r} does not match what was saved: "
-            f"{sorted(set(uploaded) ^ set(expected)) or 'content differs'}"
-        )
-    model_uri = f"runs:/{rid}/{path}"
+        _upload(client, model, logged, local)
+    model_uri = f"models:/{logged.model_id}"
+    version = None
     if registered_model_name:
-        _register(model_uri, registered_model_name)
-    with contextlib.suppress(FlowmlError):  # a tag too long for the store must not fail logging the model
-        client.set_tag(rid, "mlflow.log-model.history", _history(client, rid, model))
+        from flowml.registry.fluent import register_model
+
+        version = register_model(model_uri, registered_model_name, await_registration_for, tags=tags).version
     return ModelInfo(
-        artifact_path=path,
+        artifact_path=logged.artifact_location,
         flavors=model.flavors,
         model_uri=model_uri,
-        model_uuid=model.model_uuid,
+        model_uuid=logged.model_id,
         run_id=rid,
         saved_input_example_info=model.saved_input_example_info,
         signature=model.signature,
         utc_time_created=model.utc_time_created,
         flowml_version=model.flowml_version,
+        name=logged.name,
+        creation_timestamp=logged.creation_timestamp,
+        params=dict(logged.params),
+        tags=dict(logged.tags),
+        metadata=model.metadata,
+        registered_model_version=int(version) if version is not None else None,
     )
-
-
-def _history(client: Any, run_id: str, model: Model) -> str:
-    import json
-
-    existing = client.get_run(run_id).data.tags.get("mlflow.log-model.history")
-    entries = json.loads(existing) if existing else []
-    entry = {k: v for k, v in model.to_dict().items() if k not in ("signature", "saved_input_example_info")}
-    entries.append(entry)
-    return json.dumps(entries)

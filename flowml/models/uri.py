@@ -2,8 +2,11 @@
 
 Supported (MLflow's forms):
 
-- ``runs:/<run_id>/<path>`` — downloaded through :class:`~flowml.client.FlowmlClient`; the run's
-  recorded artifact checksums are returned for the integrity check.
+- ``models:/<model_id>`` — an MLflow 3 logged model, downloaded from its artifact location; the
+  manifest sha256 recorded on the model (``flowml.model.checksums_sha256``) is the integrity record.
+- ``runs:/<run_id>/<name>[/<path>]`` — the run's logged model called ``<name>`` (MLflow 3's layout),
+  else the run's own artifacts at ``<name>/<path>`` (models logged before logged models existed); the
+  run's recorded artifact checksums are returned for the integrity check.
 - ``models:/<name>/<version>``, ``models:/<name>/<stage>``, ``models:/<name>/latest``,
   ``models:/<name>@<alias>`` — parsed here and resolved by :func:`resolve_registry_uri`, the one seam
   the registry fills in (it calls ``client.get_model_version_download_uri``-shaped methods when the
@@ -15,6 +18,8 @@ Supported (MLflow's forms):
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -24,7 +29,16 @@ from typing import Any
 
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 
-__all__ = ["RegistryRef", "ResolvedModel", "parse_registry_uri", "resolve_model_uri", "resolve_registry_uri"]
+__all__ = [
+    "RegistryRef",
+    "ResolvedModel",
+    "logged_model_id",
+    "parse_registry_uri",
+    "resolve_model_uri",
+    "resolve_registry_uri",
+]
+
+logger = logging.getLogger(__name__)
 
 _REGISTRY_UNAVAILABLE = "the model registry is not available yet"
 
@@ -145,11 +159,58 @@ def _dst(dst_path: str | None) -> str:
     return dst_path if dst_path is not None else tempfile.mkdtemp(prefix="flowml-model-")
 
 
+def logged_model_id(uri: str) -> str | None:
+    """The id in a ``models:/<model_id>`` URI (one segment, no alias: MLflow 3's parse), else None."""
+    parsed = urllib.parse.urlparse(uri)
+    path = parsed.path.lstrip("/")
+    if parsed.scheme != "models" or parsed.netloc or not path or "/" in path or "@" in path:
+        return None
+    return path
+
+
+def _model_record(client: Any, model: Any, local: str) -> dict[str, tuple[int, str]] | None:
+    """The integrity record of a logged model's downloaded files (None when none was recorded)."""
+    from flowml.client._logged_models import MODEL_CHECKSUMS_TAG
+    from flowml.models.integrity import manifest_record_checksums
+
+    recorded = model.tags.get(MODEL_CHECKSUMS_TAG)
+    return manifest_record_checksums(local, recorded) if recorded else None
+
+
+def _from_logged_model(client: Any, model: Any, path: str, dst: str, uri: str) -> ResolvedModel:
+    local = client.download_logged_model_artifacts(model.model_id, path, dst)
+    checksums = _model_record(client, model, local) if not path else None
+    return ResolvedModel(local, uri, model.source_run_id, None, checksums)
+
+
+def _run_logged_model(client: Any, run_id: str, name: str) -> Any:
+    """The run's logged model called ``name`` (the newest), or None; a server without logged models
+    (or a failed search) counts as none, so models logged under the run's artifacts still load."""
+    from flowml.exceptions import FlowmlError
+
+    experiment_id = client.get_run(run_id).info.experiment_id  # an unknown run is an error here
+    escaped = name.replace("'", "\\'")
+    try:
+        found = client.search_logged_models(
+            [experiment_id], f"name = '{escaped}' AND source_run_id = '{run_id}'", max_results=1
+        )
+    except FlowmlError as exc:
+        logger.debug("no logged model lookup for runs:/%s/%s: %s", run_id, name, exc)
+        return None
+    return found[0] if found else None
+
+
 def _from_run(uri: str, dst_path: str | None) -> ResolvedModel:
     from flowml.client import FlowmlClient
 
     run_id, path = _parse_runs_uri(uri)
     client = FlowmlClient()
+    name, _, below = path.partition("/")
+    model = _run_logged_model(client, run_id, name)
+    if model is not None:  # MLflow 3: runs:/<run_id>/<name> is the run's logged model <name>
+        dst = os.path.join(_dst(dst_path), name)
+        os.makedirs(dst, exist_ok=True)
+        return _from_logged_model(client, model, below, dst, uri)
     local = client.download_artifacts(run_id, path, _dst(dst_path))
     prefix = path + "/"
     recorded = {
@@ -210,9 +271,15 @@ def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = 
         from flowml.client import FlowmlClient
 
         client = FlowmlClient()
+        if (model_id := logged_model_id(uri)) is not None:
+            return _from_logged_model(client, client.get_logged_model(model_id), "", _dst(dst_path), uri)
         target, version = _resolve_registry(uri, client)
         inner = resolve_model_uri(target, dst_path)
         checksums, run_id = inner.run_checksums, inner.run_id
+        source_model = logged_model_id(str(getattr(version, "source", None) or ""))
+        if source_model is not None:  # a version of a logged model: the model's record
+            with contextlib.suppress(ResourceDoesNotExist):
+                checksums = _model_record(client, client.get_logged_model(source_model), inner.local_path)
         if checksums is None and getattr(version, "run_id", None):
             run_id = str(version.run_id)
             checksums = _run_checksums_under(client, run_id, target)

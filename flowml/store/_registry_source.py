@@ -13,7 +13,8 @@ after URL-decoding it until it is stable:
   registers when the run holds no ``model`` artifacts) must name an existing logged model and
   resolves to its artifact location; ``mlflow-artifacts:/<path>`` (no host) is the store's proxied root;
 * any other URI (a local path, ``file:``, ``s3://``, ...) must sit inside the run's artifact URI
-  when ``run_id`` is given, else inside one of the store's artifact roots. Local paths are compared
+  or one of the run's logged models' artifact locations when ``run_id`` is given, else inside one of
+  the store's artifact roots. Local paths are compared
   after resolving symlinks.
 """
 
@@ -129,14 +130,22 @@ def resolve_source(
     model_location: Callable[[ModelUri], str],
     allowed_roots: Sequence[str],
     logged_model_location: Callable[[str], str] | None = None,
+    run_model_locations: Callable[[str], Sequence[str]] | None = None,
 ) -> str | None:
     """Validate ``source``; return where the files are when that differs from it (else None).
 
     ``run_artifact_uri(run_id)``, ``model_location(uri)`` and ``logged_model_location(model_id)``
     look runs, versions and logged models up (raising RESOURCE_DOES_NOT_EXIST); ``allowed_roots``
-    are the store's artifact roots.
+    are the store's artifact roots; ``run_model_locations(run_id)`` are the artifact locations of the
+    run's logged models (a source with ``run_id`` may lie in one of them, or in the run's artifacts).
     """
     decoded = _check_syntax(source)
+
+    def owned_by_run(uri: str, rid: str) -> bool:
+        if _within(uri, run_artifact_uri(rid)):
+            return True
+        return run_model_locations is not None and any(_within(uri, loc) for loc in run_model_locations(rid))
+
     scheme = _scheme(decoded)
     if scheme == "runs":
         match = _RUNS.match(decoded)
@@ -159,12 +168,14 @@ def resolve_source(
     if scheme == "mlflow-artifacts":
         if run_id is not None and allowed_roots:
             local = _join(allowed_roots[0], decoded[len("mlflow-artifacts:") :].lstrip("/"))
-            if not _within(local, run_artifact_uri(run_id)):
+            if not owned_by_run(local, run_id) and not owned_by_run(decoded, run_id):
                 raise _bad(source, f"it is outside the artifact location of run {run_id}")
         return None
     if run_id is not None:
-        if not _within(decoded, run_artifact_uri(run_id)):
-            raise _bad(source, f"it is outside the artifact location of run {run_id}")
+        if not owned_by_run(decoded, run_id):
+            raise _bad(
+                source, f"it is outside the artifact location of run {run_id} and of its logged models"
+            )
         return None
     if not any(_within(decoded, root) for root in allowed_roots):
         raise _bad(

@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from flowml.entities import LifecycleStage, LoggedModel, ModelMetric, PagedList
+from flowml.entities import LifecycleStage, LoggedModel, LoggedModelStatus, ModelMetric, PagedList
 from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from flowml.store._logged_model_search import ModelOrder, search_page
+from flowml.store._names import random_run_name
 from flowml.store.tables import (
     LoggedModelMetricRow,
     LoggedModelParamRow,
@@ -38,6 +39,7 @@ __all__ = [
     "load_models",
     "log_logged_model_params",
     "log_outputs",
+    "run_model_locations",
     "search_logged_models",
     "set_logged_model_tags",
 ]
@@ -93,7 +95,7 @@ def load_models(session: Session, rows: Sequence[LoggedModelRow]) -> list[Logged
             experiment_id=str(r.experiment_id),
             name=r.name,
             artifact_location=r.artifact_location,
-            status=r.status,
+            status=LoggedModelStatus.parse(r.status),
             creation_timestamp=r.creation_timestamp_ms,
             last_updated_timestamp=r.last_updated_timestamp_ms,
             model_type=r.model_type,
@@ -136,7 +138,7 @@ def create_logged_model(
     row = LoggedModelRow(
         model_id=model_id,
         experiment_id=experiment.experiment_id,  # type: ignore[arg-type]
-        name=name or model_id,
+        name=name or random_run_name(),  # as MLflow: a readable random name
         artifact_location=join_uri(experiment.artifact_location, "models", model_id, "artifacts"),
         status="LOGGED_MODEL_PENDING",
         model_type=model_type,
@@ -156,10 +158,15 @@ def get_logged_model(session: Session, model_id: str) -> LoggedModel:
 
 
 def finalize_logged_model(session: Session, model_id: str, status: str) -> LoggedModel:
-    if status not in STATUSES:
+    """``status``: MLflow's name (``READY``/``FAILED``) or the protobuf one (what the REST API carries)."""
+    try:
+        proto = LoggedModelStatus.parse(status).to_proto()
+    except ValueError:
+        proto = ""
+    if proto not in STATUSES:
         raise InvalidParameterValue(f"Invalid logged model status {status!r}")
     row = _row(session, model_id)
-    row.status = status
+    row.status = proto
     row.last_updated_timestamp_ms = now_ms()
     return load_models(session, [row])[0]
 
@@ -193,6 +200,17 @@ def log_outputs(session: Session, run_id: str, models: Sequence[tuple[str, int]]
         _row(session, model_id)
         session.execute(delete(_OUTPUTS).where(_OUTPUTS.c.run_id == run_id, _OUTPUTS.c.model_id == model_id))
         session.execute(insert(_OUTPUTS).values(run_id=run_id, model_id=model_id, step=step))
+
+
+def run_model_locations(session: Session, run_id: str) -> list[str]:
+    """The artifact locations of the run's (active) logged models."""
+    return list(
+        session.execute(
+            select(_M.c.artifact_location).where(
+                _M.c.source_run_id == run_id, _M.c.lifecycle_stage == LifecycleStage.ACTIVE
+            )
+        ).scalars()
+    )
 
 
 def search_logged_models(

@@ -412,7 +412,10 @@ def set_experiment_tags(tags: Mapping[str, Any]) -> None:
 
 def _reset_for_tests() -> None:
     """End nothing, forget everything: used between tests that switch stores."""
+    from flowml.tracking import logged_models
+
     _active_runs.set(())
     _last_run_id.set(None)
+    logged_models._reset_for_tests()
     clear_backend_cache()
     get_settings.cache_clear()

@@ -1,5 +1,5 @@
 """Fluent artifact and input logging and ``search_runs`` (MLflow's ``mlflow.log_artifact``,
-``mlflow.log_input``, ``mlflow.search_runs``)."""
+``mlflow.log_image``, ``mlflow.log_input``, ``mlflow.search_runs``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ __all__ = [
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_image",
     "log_input",
     "log_inputs",
     "log_table",
@@ -58,6 +59,20 @@ def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> 
 def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None) -> None:
     _, rid, client = _target(None)
     client.log_figure(rid, figure, artifact_file, save_kwargs=save_kwargs)
+
+
+def log_image(
+    image: Any,
+    artifact_file: str | None = None,
+    key: str | None = None,
+    step: int | None = None,
+    timestamp: int | None = None,
+    synchronous: bool | None = None,
+) -> None:
+    """Log an image to the active run (started if none): as ``artifact_file``, or as step ``step`` of
+    the image series ``key`` (MLflow's UI image charts). See :meth:`FlowmlClient.log_image`."""
+    _, rid, client = _target(None)
+    client.log_image(rid, image, artifact_file, key, step, timestamp, synchronous)
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:

@@ -19,7 +19,12 @@ def test_public_api_is_pinned() -> None:
         "ArtifactRepository",
         "LocalArtifactRepository",
         "S3ArtifactRepository",
+        "download_artifacts",
         "get_artifact_repository",
+        "list_artifacts",
+        "load_dict",
+        "load_image",
+        "load_text",
         "normalize_artifact_path",
     ]
 

@@ -68,6 +68,7 @@ def test_sklearn_regressor_in_active_run(models_env: str, binary: Any) -> None:
         assert key in data.metrics, key
     assert len(_runs()) == 1
     assert not _client().list_artifacts(run.info.run_id)
+    assert not flowml.search_logged_models(output_format="list")  # log_models=False: no logged model
 
 
 def test_pipeline_logs_once(models_env: str, binary: Any) -> None:
@@ -93,8 +94,8 @@ def test_grid_search_child_runs(models_env: str, binary: Any) -> None:
     assert all("mean_test_score" in c.data.metrics and "rank_test_score" in c.data.metrics for c in children)
     assert parent.data.params["best_C"] == str(search.best_params_["C"])
     assert parent.data.metrics["best_cv_score"] == pytest.approx(search.best_score_)
-    paths = {f.path for f in _client().list_artifacts(parent.info.run_id)}
-    assert {"model", "best_estimator"} <= paths
+    logged = flowml.search_logged_models([parent.info.experiment_id], output_format="list")
+    assert {m.name for m in logged if m.source_run_id == parent.info.run_id} == {"model", "best_estimator"}
 
 
 def test_disable_restores_original_methods(models_env: str, binary: Any) -> None:

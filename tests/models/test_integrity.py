@@ -93,18 +93,20 @@ def test_symlink_is_refused(tmp_path: Path) -> None:
 def test_tampered_run_artifact_refused_even_with_rewritten_manifest(models_env: str, tmp_path: Path) -> None:
     """An attacker who rewrites both the pickle and the manifest in storage is caught by the run's record."""
     canary = tmp_path / "pwned"
-    with flowml.start_run() as run:
-        info = flowml.pyfunc.log_model(name="m", python_model=AddN(1))
+    flowml.pyfunc.save_model(tmp_path / "saved", python_model=AddN(1))
+    with flowml.start_run() as run:  # a model logged under the run's artifacts (before MLflow 3)
+        flowml.FlowmlClient().log_artifacts(run.info.run_id, str(tmp_path / "saved"), "m")
+    model_uri = f"runs:/{run.info.run_id}/m"
     model_dir = Path(flowml.FlowmlClient().get_run(run.info.run_id).info.artifact_uri) / "m"
     (model_dir / "python_model.pkl").write_bytes(_evil_pickle(canary))
     from flowml.models.integrity import write_manifest
 
     write_manifest(str(model_dir))  # a consistent, forged manifest
     with pytest.raises(ModelIntegrityError, match="recorded by the tracking store"):
-        flowml.pyfunc.load_model(info.model_uri)
+        flowml.pyfunc.load_model(model_uri)
     (model_dir / "flowml_checksums.json").unlink()  # ... or no manifest at all
     with pytest.raises(ModelIntegrityError, match="recorded by the tracking store"):
-        flowml.pyfunc.load_model(info.model_uri)
+        flowml.pyfunc.load_model(model_uri)
     assert not canary.exists()
 
 

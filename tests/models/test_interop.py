@@ -83,11 +83,12 @@ def test_flowml_logged_model_dir_loads_in_mlflow(models_env: str, binary: Any) -
     x_data, y = binary
     model = LogisticRegression().fit(x_data, y)
     with flowml.start_run() as run:
-        flowml.sklearn.log_model(model, name="model", input_example=x_data.head(2))
-    local = flowml.FlowmlClient().download_artifacts(run.info.run_id, "model")
+        info = flowml.sklearn.log_model(model, name="model", input_example=x_data.head(2))
+    local = flowml.FlowmlClient().download_logged_model_artifacts(info.model_id)
     theirs = mlflow.pyfunc.load_model(local)
     _same(theirs.predict(x_data), model.predict(x_data))
     assert theirs.metadata.run_id == run.info.run_id
+    assert theirs.metadata.model_id == theirs.metadata.model_uuid == info.model_id
 
 
 # -- MLflow → flowml -----------------------------------------------------------------------------

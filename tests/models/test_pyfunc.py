@@ -122,24 +122,24 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_log_model_to_run_and_load_by_runs_uri(models_env: str) -> None:
     with flowml.start_run() as run:
         info = flowml.pyfunc.log_model(name="my_model", python_model=AddN(2), input_example=x_data)
-    assert info.model_uri == f"runs:/{run.info.run_id}/my_model"
-    assert info.run_id == run.info.run_id and info.artifact_path == "my_model"
+    assert info.model_uri == f"models:/{info.model_id}"  # MLflow 3: a logged model
+    assert info.run_id == run.info.run_id and info.artifact_path.endswith(f"/{info.model_id}/artifacts")
     assert (
         info.signature is not None
         and info.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.model"
     )
-    model = flowml.pyfunc.load_model(info.model_uri)
-    assert model.integrity == "manifest"
-    assert model.metadata.run_id == run.info.run_id and model.metadata.artifact_path == "my_model"
-    pd.testing.assert_frame_equal(model.predict(x_data), x_data + 2)
-    recorded = flowml.FlowmlClient().get_artifact_checksums(run.info.run_id)
-    assert "my_model/MLmodel" in recorded and "my_model/flowml_checksums.json" in recorded
+    for uri in (info.model_uri, f"runs:/{run.info.run_id}/my_model"):
+        model = flowml.pyfunc.load_model(uri)
+        assert model.integrity == "manifest"
+        assert model.metadata.run_id == run.info.run_id and model.metadata.artifact_path == info.artifact_path
+        pd.testing.assert_frame_equal(model.predict(x_data), x_data + 2)
+    assert flowml.FlowmlClient().get_artifact_checksums(run.info.run_id) == {}  # nothing under the run
 
 
-def test_log_model_without_active_run_starts_one(models_env: str) -> None:
-    info = flowml.pyfunc.log_model("model", python_model=AddN(0))
-    assert flowml.active_run() is not None and flowml.active_run().info.run_id == info.run_id  # type: ignore[union-attr]
-    flowml.end_run()
+def test_log_model_without_active_run_starts_none(models_env: str) -> None:
+    info = flowml.pyfunc.log_model(name="model", python_model=AddN(0))  # MLflow 3: no run is started
+    assert flowml.active_run() is None and info.run_id is None
+    pd.testing.assert_frame_equal(flowml.pyfunc.load_model(info.model_uri).predict(x_data), x_data)
 
 
 def test_models_uri_without_registry_is_clear() -> None:

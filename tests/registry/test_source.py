@@ -112,3 +112,34 @@ def test_a_logged_model_uri_resolves_to_the_logged_models_files(tmp_path: Path) 
         resolve("models:/m-0123456789abcdef0123456789abcdef/../../etc")
     with pytest.raises(InvalidParameterValue):  # without a way to look logged models up
         _resolve("models:/m-0123456789abcdef0123456789abcdef", root)
+
+
+def test_a_runs_logged_model_location_is_the_runs_but_nothing_broader(tmp_path: Path) -> None:
+    """With ``run_id``, a path source may be the run's artifacts or one of the run's logged models'
+    artifact locations (MLflow 3's ``ModelInfo.artifact_path``); not another run's, not their parent."""
+    root = str(tmp_path)
+    mine, theirs = f"{root}/1/models/m-aa/artifacts", f"{root}/1/models/m-bb/artifacts"
+    owners = {RUN: [mine], "fedcba9876543210fedcba9876543210": [theirs]}
+
+    def resolve(source: str, locations: bool = True) -> str | None:
+        return resolve_source(
+            source,
+            run_id=RUN,
+            run_artifact_uri=lambda run: f"{root}/1/{run}/artifacts",
+            model_location=lambda uri: f"{root}/models/{uri.name}",
+            allowed_roots=[root],
+            run_model_locations=(lambda run: owners.get(run, [])) if locations else None,
+        )
+
+    assert resolve(mine) is None and resolve(f"{mine}/sub") is None
+    assert resolve("mlflow-artifacts:/1/models/m-aa/artifacts") is None
+    for source in (
+        theirs,
+        f"{root}/1/models",
+        f"{root}/1/models/m-aa",
+        "mlflow-artifacts:/1/models/m-bb/artifacts",
+    ):
+        with pytest.raises(InvalidParameterValue, match="outside the artifact location"):
+            resolve(source)
+    with pytest.raises(InvalidParameterValue):  # without the lookup, only the run's own artifacts
+        resolve(mine, locations=False)

@@ -108,8 +108,8 @@ def test_model_load_through_the_proxy_sends_credentials(server: str, env: pytest
     client = FlowmlClient(server)
     exp_id = client.create_experiment("carol-exp")
     model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-    with flowml.start_run(experiment_id=exp_id) as run:
-        flowml.sklearn.log_model(model, "model")
-    info = client.get_run(run.info.run_id).info
-    loaded = flowml.pyfunc.load_model(f"{info.artifact_uri}/model")
+    with flowml.start_run(experiment_id=exp_id):
+        info = flowml.sklearn.log_model(model, name="model")
+    assert info.artifact_path.startswith("mlflow-artifacts:/")  # the logged model's files, via the proxy
+    loaded = flowml.pyfunc.load_model(info.artifact_path)
     assert list(loaded.predict([[0.0], [3.0]])) == [0, 1]

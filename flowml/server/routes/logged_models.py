@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowml.entities import LoggedModel
+from flowml.entities import LoggedModel, LoggedModelStatus
 from flowml.server.deps import BackendDep
 from flowml.server.schemas import KeyValue
 from flowml.server.wire import model_metric_json, tags_json
@@ -81,7 +81,7 @@ def logged_model_json(model: LoggedModel) -> dict[str, Any]:
         "artifact_uri": model.artifact_location,
         "creation_timestamp_ms": model.creation_timestamp,
         "last_updated_timestamp_ms": model.last_updated_timestamp,
-        "status": model.status,
+        "status": LoggedModelStatus.parse(model.status).to_proto(),
         "tags": tags_json(model.tags),
     }
     for key in ("model_type", "source_run_id", "status_message"):
