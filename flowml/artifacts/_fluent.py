@@ -183,12 +183,19 @@ class _Resolver:
         root, path = self.split(uri)
         if scheme != "runs":
             return self.download(root, path, dst_path, in_place=scheme != "models")
+        # MLflow 3: the run's artifacts, and the run's logged model when the path starts with its name
+        dst = dst_path if dst_path is not None else tempfile.mkdtemp(prefix="flowml-download-")
         try:
-            return self.download(root, path, dst_path, in_place=False)
-        except ResourceDoesNotExist as exc:
+            run_out: str | None = self.download(root, path, dst, in_place=False)
+        except ResourceDoesNotExist:
+            run_out = None
+        run_id, sub = _runs_parts(uri)
+        model_out = self.client._download_run_model_artifacts(run_id, sub, dst)
+        if run_out is None and model_out is None:
             raise ResourceDoesNotExist(
                 f"Failed to download artifacts from path '{path}', please ensure that the path is correct."
-            ) from exc
+            )
+        return str(run_out or model_out)
 
     def list(self, root: str, path: str) -> list[FileInfo]:
         repo = self.repository(root)
@@ -196,6 +203,12 @@ class _Resolver:
             return repo.list_artifacts(path)
         finally:
             _close(repo)
+
+
+def _runs_parts(uri: str) -> tuple[str, str]:
+    """(run id, run-relative path) of a ``runs:/`` URI (checked by :meth:`_Resolver.split` first)."""
+    run_id, _, sub = uri[len("runs:") :].lstrip("/").partition("/")
+    return run_id, sub.strip("/")
 
 
 def _redacted(uri: str) -> str:
@@ -260,9 +273,15 @@ def list_artifacts(
     _check_arguments(artifact_uri, run_id, artifact_path)
     resolver = _Resolver(tracking_uri)
     if artifact_uri is not None:
-        return resolver.list(*resolver.split(artifact_uri))
-    assert run_id is not None
-    return resolver.list(resolver.run_root(run_id), artifact_path or "")
+        listed = resolver.list(*resolver.split(artifact_uri))
+        if uri_scheme(artifact_uri) != "runs":
+            return listed
+        run_id, artifact_path = _runs_parts(artifact_uri)
+    else:
+        assert run_id is not None
+        listed = resolver.list(resolver.run_root(run_id), artifact_path or "")
+    # MLflow 3: a path starting with the name of one of the run's logged models lists its files too
+    return listed + resolver.client._list_run_model_artifacts(run_id, artifact_path)
 
 
 def _not_utf8_error(artifact_uri: str) -> FlowmlError:

@@ -50,13 +50,17 @@ class ProxyArtifactRepository(ArtifactRepository):
         *,
         timeout: float = 300.0,
         headers: Mapping[str, str] | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
+        """``http``: a client for ``base_url`` to share (its owner closes it); without one the
+        repository opens its own on first use and :meth:`close` closes it."""
         super().__init__(root_uri)
         self._headers = dict(headers or {})
         self._base = proxy_path(root_uri)
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
-        self._client: httpx.Client | None = None
+        self._client: httpx.Client | None = http
+        self._owns_client = http is None
 
     @property
     def http(self) -> httpx.Client:
@@ -65,7 +69,7 @@ class ProxyArtifactRepository(ArtifactRepository):
         return self._client
 
     def close(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._owns_client:
             self._client.close()
             self._client = None
 

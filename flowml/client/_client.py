@@ -29,7 +29,7 @@ from flowml.entities import (
     RunTag,
     ViewType,
 )
-from flowml.exceptions import InvalidParameterValue
+from flowml.exceptions import InvalidParameterValue, ResourceDoesNotExist
 from flowml.settings import get_settings
 
 if TYPE_CHECKING:  # artifacts (and their imports) load on first artifact call
@@ -263,7 +263,9 @@ class FlowmlClient(LoggedModelsMixin, RegistryMixin):
                 )
             from flowml.artifacts.http import ProxyArtifactRepository
 
-            return ProxyArtifactRepository(uri, self.tracking_uri, headers=self._auth_headers)
+            # the REST backend's pooled proxy client: a repository per call must not leave a socket each
+            shared = getattr(self._backend, "artifact_http", None)
+            return ProxyArtifactRepository(uri, self.tracking_uri, headers=self._auth_headers, http=shared)
         from flowml.artifacts import get_artifact_repository
 
         return get_artifact_repository(uri, s3_endpoint_url=self._s3_endpoint_url)
@@ -350,10 +352,26 @@ class FlowmlClient(LoggedModelsMixin, RegistryMixin):
         return tables.load_table(self, experiment_id, artifact_file, run_ids, extra_columns)
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
-        return self._repo(run_id).list_artifacts(path)
+        """The entries directly under ``path`` of the run's artifacts and, as in MLflow 3, of the
+        run's logged model when ``path`` starts with its name (``"model"``, ``"model/sub"``)."""
+        return self._repo(run_id).list_artifacts(path) + self._list_run_model_artifacts(run_id, path)
 
     def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
-        return self._repo(run_id).download_artifacts(path, dst_path)
+        """Download ``path`` of the run's artifacts; as in MLflow 3, a ``path`` starting with the name
+        of one of the run's logged models also downloads the model's files (``dst_path/<name>/...``).
+        The local path of the run's artifact, else of the model's."""
+        dst = str(dst_path) if dst_path is not None else tempfile.mkdtemp(prefix="flowml-download-")
+        try:
+            run_out: str | None = self._repo(run_id).download_artifacts(path, dst)
+        except ResourceDoesNotExist:
+            run_out = None
+        model_out = self._download_run_model_artifacts(run_id, path, dst)
+        out = run_out or model_out
+        if out is None:
+            raise ResourceDoesNotExist(
+                f"Failed to download artifacts from path {path!r}, please ensure that the path is correct."
+            )
+        return out
 
     def get_artifact_checksums(self, run_id: str) -> dict[str, tuple[int, str]]:
         """``{path: (size, sha256)}`` recorded when each artifact file was logged."""

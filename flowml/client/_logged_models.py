@@ -9,12 +9,13 @@ per-file checksums in the store instead).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowml.entities import FileInfo, LoggedModel, LoggedModelOutput, LoggedModelStatus, PagedList
-from flowml.exceptions import FlowmlError, InvalidParameterValue
+from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceDoesNotExist
 
 if TYPE_CHECKING:
     from flowml.artifacts import ArtifactRecord, ArtifactRepository
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from flowml.client.base import TrackingBackend
 
 __all__ = ["MODEL_CHECKSUMS_TAG", "LoggedModelsMixin"]
+
+logger = logging.getLogger(__name__)
 
 #: sha256 of the integrity manifest uploaded with the model's files.
 MODEL_CHECKSUMS_TAG = "flowml.model.checksums_sha256"
@@ -152,3 +155,41 @@ class LoggedModelsMixin:
     ) -> str:
         """Download the logged model's files (or ``path`` below them) into ``dst_path``; the local path."""
         return self._model_repo(model_id).download_artifacts(path, dst_path)
+
+    # -- a run's artifact paths that name its logged models (MLflow 3's runs:/ repository) -------
+    def _run_logged_model(self, run_id: str, name: str) -> LoggedModel | None:
+        """The run's logged model called ``name`` (the newest), or None; a store without logged
+        models (a server that does not serve them) counts as none."""
+        experiment_id = self._backend.get_run(run_id).info.experiment_id  # an unknown run is an error
+        escaped = name.replace("'", "''")  # the filter grammar's quote escape
+        try:
+            found = self.search_logged_models(
+                [experiment_id], f"name = '{escaped}' AND source_run_id = '{run_id}'", max_results=1
+            )
+        except FlowmlError as exc:
+            logger.debug("no logged model lookup for run %s, name %r: %s", run_id, name, exc)
+            return None
+        return found[0] if found else None
+
+    def _list_run_model_artifacts(self, run_id: str, path: str | None) -> list[FileInfo]:
+        """What ``list_artifacts(run_id, "<name>[/sub]")`` adds when ``<name>`` is one of the run's
+        logged models: its files below ``sub``, named ``<name>/...`` (none for the run's root)."""
+        name, _, below = (path or "").strip("/").partition("/")
+        model = self._run_logged_model(run_id, name) if name else None
+        if model is None:
+            return []
+        listed = self._repo_at(model.artifact_location).list_artifacts(below or None)
+        return [FileInfo(f"{name}/{f.path}", f.is_dir, f.file_size) for f in listed]
+
+    def _download_run_model_artifacts(self, run_id: str, path: str, dst_path: str) -> str | None:
+        """Download ``<name>[/sub]`` of the run's logged model ``<name>`` into ``dst_path/<name>``;
+        None when the run has no logged model of that name or it has no ``sub``."""
+        name, _, below = path.strip("/").partition("/")
+        model = self._run_logged_model(run_id, name) if name else None
+        if model is None:
+            return None
+        target = os.path.join(dst_path, name)
+        try:
+            return self._repo_at(model.artifact_location).download_artifacts(below, target)
+        except ResourceDoesNotExist:
+            return None

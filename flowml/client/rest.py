@@ -169,6 +169,7 @@ class RestBackend(RestRegistryMixin, TrackingBackend):
         self._max_retries = max_retries
         self._headers = {"X-Flowml-User": _local_user(), **dict(headers or {})}
         self._http: httpx.Client | None = None
+        self._artifact_http: httpx.Client | None = None
         self.logged_models = RestLoggedModels(self)
 
     @property
@@ -177,10 +178,18 @@ class RestBackend(RestRegistryMixin, TrackingBackend):
             self._http = httpx.Client(base_url=self.base_url, timeout=self._timeout, headers=self._headers)
         return self._http
 
+    @property
+    def artifact_http(self) -> httpx.Client:
+        """One pooled client for the server's artifact proxy (longer timeout: whole files stream)."""
+        if self._artifact_http is None:
+            self._artifact_http = httpx.Client(base_url=self.base_url, timeout=300.0, headers=self._headers)
+        return self._artifact_http
+
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        for client in (self._http, self._artifact_http):
+            if client is not None:
+                client.close()
+        self._http = self._artifact_http = None
 
     # -- transport -----------------------------------------------------------------------------
     def call(

@@ -183,30 +183,13 @@ def _from_logged_model(client: Any, model: Any, path: str, dst: str, uri: str) -
     return ResolvedModel(local, uri, model.source_run_id, None, checksums)
 
 
-def _run_logged_model(client: Any, run_id: str, name: str) -> Any:
-    """The run's logged model called ``name`` (the newest), or None; a server without logged models
-    (or a failed search) counts as none, so models logged under the run's artifacts still load."""
-    from flowml.exceptions import FlowmlError
-
-    experiment_id = client.get_run(run_id).info.experiment_id  # an unknown run is an error here
-    escaped = name.replace("'", "\\'")
-    try:
-        found = client.search_logged_models(
-            [experiment_id], f"name = '{escaped}' AND source_run_id = '{run_id}'", max_results=1
-        )
-    except FlowmlError as exc:
-        logger.debug("no logged model lookup for runs:/%s/%s: %s", run_id, name, exc)
-        return None
-    return found[0] if found else None
-
-
 def _from_run(uri: str, dst_path: str | None) -> ResolvedModel:
     from flowml.client import FlowmlClient
 
     run_id, path = _parse_runs_uri(uri)
     client = FlowmlClient()
     name, _, below = path.partition("/")
-    model = _run_logged_model(client, run_id, name)
+    model = client._run_logged_model(run_id, name)
     if model is not None:  # MLflow 3: runs:/<run_id>/<name> is the run's logged model <name>
         dst = os.path.join(_dst(dst_path), name)
         os.makedirs(dst, exist_ok=True)

@@ -131,13 +131,17 @@ def resolve_source(
     allowed_roots: Sequence[str],
     logged_model_location: Callable[[str], str] | None = None,
     run_model_locations: Callable[[str], Sequence[str]] | None = None,
+    run_model_named: Callable[[str, str], str | None] | None = None,
 ) -> str | None:
     """Validate ``source``; return where the files are when that differs from it (else None).
 
     ``run_artifact_uri(run_id)``, ``model_location(uri)`` and ``logged_model_location(model_id)``
     look runs, versions and logged models up (raising RESOURCE_DOES_NOT_EXIST); ``allowed_roots``
     are the store's artifact roots; ``run_model_locations(run_id)`` are the artifact locations of the
-    run's logged models (a source with ``run_id`` may lie in one of them, or in the run's artifacts).
+    run's logged models (a source with ``run_id`` may lie in one of them, or in the run's artifacts);
+    ``run_model_named(run_id, name)`` is the location of the run's logged model ``name`` (or None):
+    ``runs:/<run>/<name>/...`` is its files when there is one (MLflow 3's runs repository lets the
+    model's files win over the run's), else the run's artifacts.
     """
     decoded = _check_syntax(source)
 
@@ -154,7 +158,12 @@ def resolve_source(
         if run_id is not None and match["run_id"] != run_id:
             raise _bad(source, f"it names run {match['run_id']} but run_id is {run_id}")
         path = posixpath.normpath(match["path"]) if match["path"] else ""
-        return _join(run_artifact_uri(match["run_id"]), "" if path == "." else path)
+        path = "" if path == "." else path
+        name, _, below = path.partition("/")
+        model = run_model_named(match["run_id"], name) if run_model_named is not None and name else None
+        if model is not None:
+            return _join(model, below)
+        return _join(run_artifact_uri(match["run_id"]), path)
     if scheme == "models" and (logged := _LOGGED_MODEL.match(decoded)) is not None:
         if logged_model_location is None:
             raise _bad(source, "logged models cannot be registered here")

@@ -41,7 +41,7 @@ from flowml.store._registry_read import (
 from flowml.store._registry_search import search_model_version_keys
 from flowml.store._registry_source import resolve_source
 from flowml.store._registry_stages import get_model_version_by_alias
-from flowml.store.logged_models import get_logged_model, run_model_locations
+from flowml.store.logged_models import get_logged_model, run_model_location, run_model_locations
 from flowml.store.tracking import get_run_row, now_ms
 from flowml.validation import validate_key, validate_run_id
 
@@ -124,6 +124,7 @@ def create_model_version(
         allowed_roots=allowed_source_roots,
         logged_model_location=logged_model_location,
         run_model_locations=lambda rid: run_model_locations(session, rid),
+        run_model_named=lambda rid, model_name: run_model_location(session, rid, model_name),
     )
     run_id = run_id or source_run_id  # as MLflow: a logged model's version belongs to its run
     if run_id is not None:

@@ -39,6 +39,7 @@ __all__ = [
     "load_models",
     "log_logged_model_params",
     "log_outputs",
+    "run_model_location",
     "run_model_locations",
     "search_logged_models",
     "set_logged_model_tags",
@@ -200,6 +201,17 @@ def log_outputs(session: Session, run_id: str, models: Sequence[tuple[str, int]]
         _row(session, model_id)
         session.execute(delete(_OUTPUTS).where(_OUTPUTS.c.run_id == run_id, _OUTPUTS.c.model_id == model_id))
         session.execute(insert(_OUTPUTS).values(run_id=run_id, model_id=model_id, step=step))
+
+
+def run_model_location(session: Session, run_id: str, name: str) -> str | None:
+    """The artifact location of the run's (active) logged model called ``name``, the newest."""
+    location: str | None = session.execute(
+        select(_M.c.artifact_location)
+        .where(_M.c.source_run_id == run_id, _M.c.name == name, _M.c.lifecycle_stage == LifecycleStage.ACTIVE)
+        .order_by(_M.c.creation_timestamp_ms.desc())
+        .limit(1)
+    ).scalar()
+    return location
 
 
 def run_model_locations(session: Session, run_id: str) -> list[str]:

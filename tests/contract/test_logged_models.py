@@ -113,3 +113,57 @@ def test_log_model_load_and_register(client, monkeypatch: pytest.MonkeyPatch) ->
     pd.testing.assert_series_equal(
         pd.Series(flowml.pyfunc.load_model("models:/clf-reg/2").predict(x_data)), pd.Series(expected)
     )
+
+
+def test_run_paths_naming_a_logged_model_reach_its_files(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """MLflow 3: ``runs:/<run>/<name>[/sub]`` (list and download, client and ``flowml.artifacts``)
+    reaches the run's logged model ``<name>``; the run's root listing does not show it."""
+    import flowml.artifacts
+
+    exp = client.create_experiment("lm-run-paths")
+    rid = client.create_run(exp).info.run_id
+    client.log_text(rid, "hi", "notes/a.txt")
+    (tmp_path / "files" / "sub").mkdir(parents=True)
+    (tmp_path / "files" / "MLmodel").write_text("flavors: {}\n")
+    (tmp_path / "files" / "sub" / "w.bin").write_bytes(b"\x00\x01")
+    model = client.create_logged_model(exp, "model", rid)
+    client.log_model_artifacts(model.model_id, str(tmp_path / "files"))
+    stranger = client.create_logged_model(exp, "theirs", client.create_run(exp).info.run_id)
+    client.log_model_artifacts(stranger.model_id, str(tmp_path / "files"))
+
+    assert [f.path for f in client.list_artifacts(rid)] == ["notes"]
+    assert {(f.path, f.is_dir) for f in client.list_artifacts(rid, "model")} == {
+        ("model/MLmodel", False),
+        ("model/sub", True),
+    }
+    assert [f.path for f in client.list_artifacts(rid, "model/sub")] == ["model/sub/w.bin"]
+    assert client.list_artifacts(rid, "theirs") == []  # another run's model is not this run's path
+
+    local = Path(client.download_artifacts(rid, "model", str(tmp_path / "dl")))
+    assert local == tmp_path / "dl" / "model"
+    assert (local / "sub" / "w.bin").read_bytes() == b"\x00\x01" and (local / "MLmodel").is_file()
+    one = Path(client.download_artifacts(rid, "model/sub/w.bin", str(tmp_path / "dl2")))
+    assert one.read_bytes() == b"\x00\x01"
+    assert Path(client.download_artifacts(rid, "notes/a.txt")).read_text() == "hi"  # the run's own
+    for missing in ("nope", "theirs", "model/nope"):
+        err = _err(client.download_artifacts, rid, missing)
+        assert err.error_code == "RESOURCE_DOES_NOT_EXIST"
+        assert f"Failed to download artifacts from path {missing!r}" in str(err)
+
+    uri = client.tracking_uri
+    fetched = Path(flowml.artifacts.download_artifacts(f"runs:/{rid}/model", tracking_uri=uri))
+    assert (fetched / "sub" / "w.bin").read_bytes() == b"\x00\x01"
+    listed = flowml.artifacts.list_artifacts(f"runs:/{rid}/model", tracking_uri=uri)
+    assert {f.path for f in listed} == {"model/MLmodel", "model/sub"}
+    listed = flowml.artifacts.list_artifacts(run_id=rid, artifact_path="model/sub", tracking_uri=uri)
+    assert [f.path for f in listed] == ["model/sub/w.bin"]
+
+    # registering runs:/<run>/<name> stores where the files are: the run's logged model <name>
+    client.create_registered_model("from-run-path")
+    version = client.create_model_version("from-run-path", f"runs:/{rid}/model", run_id=rid).version
+    assert client.get_model_version_download_uri("from-run-path", version) == model.artifact_location
+    version = client.create_model_version("from-run-path", f"runs:/{rid}/model/sub", run_id=rid).version
+    assert client.get_model_version_download_uri("from-run-path", version) == f"{model.artifact_location}/sub"
+    version = client.create_model_version("from-run-path", f"runs:/{rid}/notes", run_id=rid).version
+    run_root = client.get_run(rid).info.artifact_uri
+    assert client.get_model_version_download_uri("from-run-path", version) == f"{run_root}/notes"

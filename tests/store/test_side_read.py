@@ -5,7 +5,7 @@ be exactly what the serial read gives."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
@@ -122,21 +122,53 @@ def test_a_closed_side_reader_starts_nothing(backend: SqlBackend, experiment: st
     assert _page(backend, experiment, side) == _page(backend, experiment, None)
 
 
-def _search_in_child(backend: SqlBackend, experiment: str, queue: multiprocessing.Queue[object]) -> None:
-    runs = list(backend.search_runs([experiment], None, ViewType.ALL, 1000, None, None))
-    queue.put([(r.info.run_id, r.data.params, r.data.tags, r.data.metrics) for r in runs])
+_FORK_SCRIPT = """
+import os, sys
+from flowml.client.local import SqlBackend
+from flowml.entities import ViewType
+
+backend = SqlBackend(sys.argv[1], sys.argv[2])
+exp = backend.create_experiment("fork", None, None)
+for i in range(int(sys.argv[3])):
+    backend.create_run(exp, "", i, {"t": str(i)}, f"r{i}")
 
 
-def test_a_forked_child_gets_its_own_side_reader(backend: SqlBackend, experiment: str) -> None:
-    before = list(backend.search_runs([experiment], None, ViewType.ALL, 1000, None, None))  # side started
-    context = multiprocessing.get_context("fork")
-    queue: multiprocessing.Queue[object] = context.Queue()
-    child = context.Process(target=_search_in_child, args=(backend, experiment, queue))
-    child.start()
-    seen = queue.get(timeout=60)
-    child.join(timeout=60)
-    assert child.exitcode == 0
-    assert seen == [(r.info.run_id, r.data.params, r.data.tags, r.data.metrics) for r in before]
+def page():
+    runs = backend.search_runs([exp], None, ViewType.ALL, 1000, None, None)
+    return [(r.info.run_id, r.data.tags) for r in runs]
+
+
+before = page()  # the side reader's thread and connection now exist in this process
+pid = os.fork()
+if pid == 0:  # the child: the parent's side thread does not exist here
+    try:
+        code = 0 if page() == before else 3
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 4
+    os._exit(code)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, os.waitstatus_to_exitcode(status)
+assert page() == before  # and the parent's side reader still works
+print("ok")
+"""
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without FLOWML_/MLFLOW_ settings another test may have left behind."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
+
+
+def test_a_forked_child_gets_its_own_side_reader(tmp_path: Path, artifact_root: str) -> None:
+    """Run in a fresh interpreter: forking a pytest worker would fork its threads and state too."""
+    uri = f"sqlite:///{tmp_path / 'fork.db'}"
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", _FORK_SCRIPT, uri, artifact_root, str(_RUNS)],
+        capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
 
 
 def test_a_script_exits_cleanly_after_a_parallel_search(tmp_path: Path) -> None:
@@ -155,8 +187,9 @@ def test_a_script_exits_cleanly_after_a_parallel_search(tmp_path: Path) -> None:
         """
     )
     done = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120
-    )
+        [sys.executable, "-X", "dev", "-c", script],
+        capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert done.stderr == ""

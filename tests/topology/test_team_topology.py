@@ -263,11 +263,12 @@ def _assert_run_in_postgres(uri: str, run_id: str) -> None:
     assert accuracy > 0.8
 
 
-def _assert_model_in_s3(s3_client: Any, artifact_root: str, run_id: str) -> None:
+def _assert_model_in_s3(s3_client: Any, artifact_root: str, model_id: str) -> None:
+    """The files of the run's logged model (MLflow 3: ``<experiment>/models/<model_id>/artifacts``)."""
     bucket, prefix = artifact_root.removeprefix("s3://").split("/", 1)
     pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
     keys = sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
-    model_keys = {k.rsplit("/", 1)[-1] for k in keys if f"/{run_id}/artifacts/model/" in k}
+    model_keys = {k.rsplit("/", 1)[-1] for k in keys if f"/models/{model_id}/artifacts/" in k}
     assert {"MLmodel", "model.pkl", "input_example.json"} <= model_keys, keys
 
 
@@ -351,7 +352,8 @@ def test_team_topology_end_to_end(
         run_id = run.info.run_id
         assert run.info.artifact_uri.startswith("mlflow-artifacts:/")  # the clients never touch S3 themselves
         _assert_run_in_postgres(postgres_uri, run_id)
-        _assert_model_in_s3(s3_client, s3_artifact_root, run_id)
+        (output,) = client.get_run(run_id).outputs.model_outputs  # the run's log_model
+        _assert_model_in_s3(s3_client, s3_artifact_root, output.model_id)
 
         # -- 3. registered and promoted through the server ------------------------------------------------
         client.create_registered_model(MODEL)

@@ -368,6 +368,10 @@ def test_a_script_against_a_server_ends_its_run_and_closes_its_connections(
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
         env["FLOWML_TRACKING_URI"] = url
         script = "import flowml as mlflow\nrun = mlflow.start_run()\nmlflow.log_metric('m', 2.0)\n"
+        # artifacts through the server's proxy: each call's repository must not leave a socket behind
+        script += "for i in range(3): mlflow.log_text('t', f'x/{i}.txt')\n"
+        script += "c = mlflow.MlflowClient(); c.list_artifacts(run.info.run_id, 'x')\n"
+        script += "c.download_artifacts(run.info.run_id, 'x')\nimport gc; gc.collect()\n"
         script += "print(run.info.run_id)\n"
         done = subprocess.run(
             [sys.executable, "-X", "dev", "-c", script], env=env, capture_output=True, text=True, timeout=120
