@@ -44,8 +44,10 @@ def _ensure_registered_model(client: FlowmlClient, name: str) -> None:
 
 
 def _run_has_model_files(client: FlowmlClient, run_id: str, path: str) -> bool:
+    """Whether the run's own artifacts hold an ``MLmodel`` at ``path`` (not its logged models':
+    ``client.list_artifacts`` would list those too)."""
     try:
-        files = client.list_artifacts(run_id, path)
+        files = client._repo(run_id).list_artifacts(path)
     except ResourceDoesNotExist:
         return False
     return any(f.path.rstrip("/").rsplit("/", 1)[-1] == MLMODEL_FILE for f in files)
@@ -55,7 +57,7 @@ def _run_logged_model_id(client: FlowmlClient, run_id: str, name: str) -> str | 
     """MLflow 3: ``runs:/<run_id>/<name>`` without files there names the run's logged model
     ``<name>`` (the one logged at the largest step when there are several); None when it has none."""
     run = client.get_run(run_id)
-    escaped = name.replace("'", "\\'")
+    escaped = name.replace("'", "''")  # the filter grammar's quote escape
     found = [
         m
         for m in client.search_logged_models(
