@@ -21,6 +21,7 @@ from flowml.entities import (
     FileInfo,
     LoggedModelInput,
     Metric,
+    ModelMetric,
     PagedList,
     Param,
     Run,
@@ -175,9 +176,26 @@ class FlowmlClient(LoggedModelsMixin, RegistryMixin):
         timestamp: int | None = None,
         step: int | None = None,
         synchronous: bool | None = None,
+        dataset_name: str | None = None,
+        dataset_digest: str | None = None,
+        model_id: str | None = None,
     ) -> None:
+        """A metric point of the run; with ``model_id`` also a metric of that logged model (MLflow 3),
+        measured on the dataset ``dataset_name`` / ``dataset_digest``."""
         metric = Metric(key, value, timestamp if timestamp is not None else _now_ms(), step or 0)
-        self._backend.log_batch(run_id, [metric], [], [])
+        if model_id:
+            point = ModelMetric(
+                key, value, metric.timestamp, metric.step, model_id, run_id, dataset_name, dataset_digest
+            )
+            self._log_model_points(run_id, [metric], [point])
+        else:
+            self._backend.log_batch(run_id, [metric], [], [])
+
+    def _log_model_points(
+        self, run_id: str, metrics: Sequence[Metric], points: Sequence[ModelMetric]
+    ) -> None:
+        """``metrics`` for the run and ``points`` (the same values) for logged models, in one batch."""
+        self._backend.log_batch(run_id, metrics, [], [], points)
 
     def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
         self._backend.log_batch(run_id, [], [Param(key, str(value))], [])

@@ -12,7 +12,18 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from flowml.client._logged_models_backend import LoggedModelBackend
 from flowml.client._registry_backend import RegistryBackend
-from flowml.entities import DatasetInput, Experiment, Metric, PagedList, Param, Run, RunInfo, RunTag, ViewType
+from flowml.entities import (
+    DatasetInput,
+    Experiment,
+    Metric,
+    ModelMetric,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunTag,
+    ViewType,
+)
 
 __all__ = ["TrackingBackend"]
 
@@ -95,7 +106,10 @@ class TrackingBackend(RegistryBackend, ABC):
         metrics: Sequence[Metric],
         params: Sequence[Param],
         tags: Sequence[RunTag],
-    ) -> None: ...
+        model_points: Sequence[ModelMetric] = (),
+    ) -> None:
+        """Write the run's metrics, params and tags; ``model_points`` repeat some of ``metrics`` as
+        metrics of logged models (MLflow 3)."""
 
     @abstractmethod
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput], model_ids: Sequence[str] = ()) -> None:

@@ -27,6 +27,7 @@ from flowml.entities import (
     Experiment,
     InputTag,
     Metric,
+    ModelMetric,
     PagedList,
     Param,
     Run,
@@ -343,16 +344,28 @@ class RestBackend(RestRegistryMixin, TrackingBackend):
         self.call("POST", "runs/restore", json={"run_id": run_id})
 
     def log_batch(
-        self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: Sequence[Param],
+        tags: Sequence[RunTag],
+        model_points: Sequence[ModelMetric] = (),
     ) -> None:
         for m in metrics:  # the wire would turn a bad value into a string the server may accept
             validate_metric(m.key, m.value, m.timestamp, m.step)
+        # a model point is its metric again with MLflow 3's model_id / dataset fields (the server
+        # stores the run's point once: identical points are one row)
+        linked = [
+            {**_metric_json(Metric(p.key, p.value, p.timestamp, p.step)), "model_id": p.model_id}
+            | {k: v for k, v in (("dataset_name", p.dataset_name), ("dataset_digest", p.dataset_digest)) if v}
+            for p in model_points
+        ]
         self.call(
             "POST",
             "runs/log-batch",
             json={
                 "run_id": run_id,
-                "metrics": [_metric_json(m) for m in metrics],
+                "metrics": [_metric_json(m) for m in metrics] + linked,
                 "params": [{"key": p.key, "value": p.value} for p in params],
                 "tags": [{"key": t.key, "value": t.value} for t in tags],
             },

@@ -114,6 +114,15 @@ def _target_run(run_id: str | None) -> tuple[str | None, FlowmlClient]:
     return run_id, FlowmlClient()
 
 
+def _record_output(run_id: str, model_id: str, step: int) -> None:
+    """Tell the active run (when it is ``run_id``) that it logged ``model_id`` at ``step``."""
+    from flowml.tracking import fluent
+
+    active = fluent.active_run()
+    if active is not None and active.run_id == run_id:
+        active.record_model_output(model_id, step)
+
+
 def _copy_step_metrics(client: FlowmlClient, model_id: str, run_id: str, step: int) -> None:
     """The run's metric points at ``step`` become the model's too (MLflow 3's ``log_model``)."""
     from flowml.entities import ModelMetric
@@ -211,6 +220,7 @@ def log_model_to_run(
     with _finalized(client, logged.model_id), tempfile.TemporaryDirectory(prefix="flowml-log-model-") as tmp:
         if rid is not None:
             client.log_outputs(rid, [LoggedModelOutput(logged.model_id, step)])
+            _record_output(rid, logged.model_id, step)
             _copy_step_metrics(client, logged.model_id, rid, step)
         local = os.path.join(tmp, "model")
         model = save(path=local, **save_kwargs)

@@ -21,6 +21,7 @@ from flowml.client import FlowmlClient, clear_backend_cache
 from flowml.entities import Experiment, Metric, Param, Run, RunStatus, RunTag
 from flowml.exceptions import FlowmlError, InvalidParameterValue
 from flowml.settings import get_settings
+from flowml.tracking import model_metrics
 from flowml.tracking._buffer import MetricBuffer
 from flowml.validation import validate_metric
 
@@ -176,6 +177,16 @@ class ActiveRun:
             else None
         )
         self._owned = owned
+        self._model_outputs: dict[int, list[str]] = {}  # step -> models this process logged as outputs
+
+    def record_model_output(self, model_id: str, step: int) -> None:
+        """``log_model`` logged ``model_id`` as this run's output at ``step``: later points at that
+        step are the model's metrics too (MLflow 3)."""
+        self._model_outputs.setdefault(step, []).append(model_id)
+
+    def model_outputs_at(self, step: int) -> list[str]:
+        outputs = self._model_outputs
+        return list(outputs.get(step, ())) if outputs else []
 
     def _write_metrics(self, points: Any) -> None:
         self.client.log_batch(self.run_id, metrics=points)
@@ -341,12 +352,20 @@ def log_metric(
     synchronous: bool | None = None,
     timestamp: int | None = None,
     run_id: str | None = None,
+    model_id: str | None = None,
+    dataset: Any = None,
 ) -> None:
+    """Log a metric point to the active run (or ``run_id``); with a logged model (``model_id``, the
+    active model, or a model this run logged at ``step``) also as that model's metric, measured on
+    ``dataset`` (:mod:`flowml.tracking.model_metrics`)."""
     ts = timestamp if timestamp is not None else _now_ms()
     validate_metric(key, value, ts, step or 0)
     active, rid, client = _target(run_id)
     point = Metric(key, value, ts, step or 0)
-    if active is not None and active.buffer is not None and not synchronous:
+    models = model_metrics.metric_model_ids(model_id, active, rid, step or 0)
+    if models:
+        model_metrics.log_model_points(client, rid, [point], models, dataset)
+    elif active is not None and active.buffer is not None and not synchronous:
         active.buffer.add((point,))
     else:
         client.log_batch(rid, metrics=[point])
@@ -358,13 +377,19 @@ def log_metrics(
     synchronous: bool | None = None,
     run_id: str | None = None,
     timestamp: int | None = None,
+    model_id: str | None = None,
+    dataset: Any = None,
 ) -> None:
+    """Several metric points at one step; ``model_id`` / ``dataset`` as in :func:`log_metric`."""
     ts = timestamp if timestamp is not None else _now_ms()
     points = [Metric(k, v, ts, step or 0) for k, v in metrics.items()]
     for point in points:
         validate_metric(point.key, point.value, ts, point.step)
     active, rid, client = _target(run_id)
-    if active is not None and active.buffer is not None and not synchronous:
+    models = model_metrics.metric_model_ids(model_id, active, rid, step or 0)
+    if models and points:
+        model_metrics.log_model_points(client, rid, points, models, dataset)
+    elif active is not None and active.buffer is not None and not synchronous:
         active.buffer.add(points)
     else:
         for i in range(0, len(points), 1000):
