@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures.scripts import script_json
 
 pytest.importorskip("mlflow")
 
@@ -77,23 +76,13 @@ _FLOWML = (
 
 def _run(imports: str, tmp: Path) -> dict[str, Any]:
     tmp.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
-    env["FLOWML_ARTIFACT_ROOT"] = str(tmp / "artifacts")  # flowml's default root; mlflow uses ./mlruns
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(_QUICKSTART.format(imports=imports)),
-            f"sqlite:///{tmp / 'q.db'}",
-        ],
+    result: dict[str, Any] = script_json(
+        textwrap.dedent(_QUICKSTART.format(imports=imports)),
+        [f"sqlite:///{tmp / 'q.db'}"],
         cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        env={"FLOWML_ARTIFACT_ROOT": str(tmp / "artifacts")},  # flowml's default root; mlflow uses ./mlruns
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return result
 
 
 def test_quickstart_answers_as_mlflow(tmp_path: Path) -> None:

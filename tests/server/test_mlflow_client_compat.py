@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from flowml.client import FlowmlClient
+from tests.fixtures.scripts import script_json
 from tests.fixtures.server import flowml_server_process
 
 pytestmark = pytest.mark.slow
@@ -32,18 +30,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def run_mlflow(url: str, code: str, cwd: Path) -> dict[str, object]:
     """Run ``code`` with the real mlflow package in a fresh interpreter; it prints one JSON line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
-    env["MLFLOW_TRACKING_URI"] = url
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    result: dict[str, object] = script_json(textwrap.dedent(code), cwd=cwd, env={"MLFLOW_TRACKING_URI": url})
+    return result
 
 
 def test_tracking_calls(server: str, tmp_path: Path) -> None:

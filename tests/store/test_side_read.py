@@ -5,10 +5,7 @@ be exactly what the serial read gives."""
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ from flowml.client.local import SqlBackend
 from flowml.entities import Metric, Param, Run, RunTag, ViewType
 from flowml.store import run_load, tracking
 from flowml.store.side_read import SideReader
+from tests.fixtures.scripts import run_script
 
 _TEXT = ['he said "hi"', "ünïcödé ✓ 🚀", '{"json": [1]}', "", "line\nbreak", "back\\slash", "'q'"]
 _KEYS = ["a b", "c.d", "e-f", "g/h", "i:j", "ünï"]  # the odd characters keys may hold
@@ -155,19 +153,12 @@ print("ok")
 """
 
 
-def _clean_env() -> dict[str, str]:
-    """The environment without FLOWML_/MLFLOW_ settings another test may have left behind."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
-
-
 def test_a_forked_child_gets_its_own_side_reader(tmp_path: Path, artifact_root: str) -> None:
     """Run in a fresh interpreter: forking a pytest worker would fork its threads and state too."""
     uri = f"sqlite:///{tmp_path / 'fork.db'}"
-    done = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", _FORK_SCRIPT, uri, artifact_root, str(_RUNS)],
-        capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = run_script(
+        _FORK_SCRIPT, [uri, artifact_root, str(_RUNS)], cwd=tmp_path, python_flags=["-X", "dev"], timeout=120
+    )
     assert done.stdout.strip() == "ok"
 
 
@@ -186,10 +177,6 @@ def test_a_script_exits_cleanly_after_a_parallel_search(tmp_path: Path) -> None:
         print("ok")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", script],
-        capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = run_script(script, cwd=tmp_path, python_flags=["-X", "dev"], timeout=120)
     assert done.stdout.strip() == "ok"
     assert done.stderr == ""

@@ -6,14 +6,12 @@ outputs must be the same."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures.scripts import script_json
 
 pytest.importorskip("mlflow")
 
@@ -52,19 +50,12 @@ out["run_metrics"] = sorted(stored.data.metrics.items())
 out["dataset_inputs"] = sorted([i.dataset.name, i.dataset.digest] for i in stored.inputs.dataset_inputs)
 out["model_inputs"] = sorted(names.get(i.model_id, "?") for i in stored.inputs.model_inputs)
 out["model_outputs"] = sorted([names.get(o.model_id, "?"), o.step] for o in stored.outputs.model_outputs)
-print("RESULT " + json.dumps(out, sort_keys=True))
+print(json.dumps(out, sort_keys=True))
 """
 
 
 def _run(imports: str, tracking_uri: str, cwd: Path) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
-    done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT.format(imports=imports), tracking_uri],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=180,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line.removeprefix("RESULT "))
+    return script_json(_SCRIPT.format(imports=imports), [tracking_uri], cwd=cwd, timeout=180)
 
 
 def test_model_metrics_as_mlflow_records_them(tmp_path: Path) -> None:
