@@ -110,7 +110,7 @@ class _Resolver:
             raise InvalidParameterValue(f"Too many indirections resolving artifact URI {uri!r}")
         scheme = uri_scheme(uri)
         if scheme == "runs":
-            run_id, _, sub = uri[len("runs:") :].lstrip("/").partition("/")
+            run_id, sub = _runs_parts(uri)
             if not run_id:
                 raise InvalidParameterValue(f"Not a valid runs:/ URI: {uri!r}. Expected runs:/<run_id>")
             return _join(self.run_root(run_id), sub.strip("/"))
@@ -126,7 +126,7 @@ class _Resolver:
             base, sub = _split_models_uri(uri)
             return self._model_root(base, 0), sub
         if scheme == "runs":
-            run_id, _, sub = uri[len("runs:") :].lstrip("/").partition("/")
+            run_id, sub = _runs_parts(uri)
             if not run_id or not sub:
                 raise InvalidParameterValue(
                     f"Not a proper runs:/ URI: {uri}. "
@@ -206,9 +206,9 @@ class _Resolver:
 
 
 def _runs_parts(uri: str) -> tuple[str, str]:
-    """(run id, run-relative path) of a ``runs:/`` URI (checked by :meth:`_Resolver.split` first)."""
+    """(run id, run-relative path as written) of a ``runs:/`` URI."""
     run_id, _, sub = uri[len("runs:") :].lstrip("/").partition("/")
-    return run_id, sub.strip("/")
+    return run_id, sub
 
 
 def _redacted(uri: str) -> str:

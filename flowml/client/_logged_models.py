@@ -157,15 +157,20 @@ class LoggedModelsMixin:
         return self._model_repo(model_id).download_artifacts(path, dst_path)
 
     # -- a run's artifact paths that name its logged models (MLflow 3's runs:/ repository) -------
-    def _run_logged_model(self, run_id: str, name: str) -> LoggedModel | None:
-        """The run's logged model called ``name`` (the newest), or None; a store without logged
-        models (a server that does not serve them) counts as none."""
-        experiment_id = self._backend.get_run(run_id).info.experiment_id  # an unknown run is an error
+    def _run_logged_models(
+        self, experiment_id: str, run_id: str, name: str, max_results: int | None = None
+    ) -> list[LoggedModel]:
+        """Run ``run_id``'s logged models called ``name``, in its experiment (one search page)."""
         escaped = name.replace("'", "''")  # the filter grammar's quote escape
+        filter_string = f"name = '{escaped}' AND source_run_id = '{run_id}'"
+        return list(self.search_logged_models([experiment_id], filter_string, max_results=max_results))
+
+    def _run_logged_model(self, run_id: str, name: str) -> LoggedModel | None:
+        """The run's logged model called ``name`` (the first the search orders), or None; a store
+        without logged models (a server that does not serve them) counts as none."""
+        experiment_id = self._backend.get_run(run_id).info.experiment_id  # an unknown run is an error
         try:
-            found = self.search_logged_models(
-                [experiment_id], f"name = '{escaped}' AND source_run_id = '{run_id}'", max_results=1
-            )
+            found = self._run_logged_models(experiment_id, run_id, name, max_results=1)
         except FlowmlError as exc:
             logger.debug("no logged model lookup for run %s, name %r: %s", run_id, name, exc)
             return None

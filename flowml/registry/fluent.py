@@ -57,12 +57,9 @@ def _run_logged_model_id(client: FlowmlClient, run_id: str, name: str) -> str | 
     """MLflow 3: ``runs:/<run_id>/<name>`` without files there names the run's logged model
     ``<name>`` (the one logged at the largest step when there are several); None when it has none."""
     run = client.get_run(run_id)
-    escaped = name.replace("'", "''")  # the filter grammar's quote escape
     found = [
         m
-        for m in client.search_logged_models(
-            [run.info.experiment_id], f"name = '{escaped}' AND source_run_id = '{run_id}'"
-        )
+        for m in client._run_logged_models(run.info.experiment_id, run_id, name)
         if m.source_run_id == run_id
     ]
     if not found:
