@@ -7,7 +7,9 @@ holding the same 10k-run corpus, loaded in bulk before it starts (``_stores.py``
 
 Both servers run side by side and the repetitions interleave (A B, B A, A B, ...), so both see the
 same machine load. Prints one JSON object per (store, server, workload): medians over ``--repeats``
-runs of ``--seconds`` each, with the 1-min load average before each run.
+runs of ``--seconds`` each, with the 1-min load average before each run, and CPU per request: of the
+server's processes (``server_cpu_ms``) and of the whole machine (``machine_cpu_ms``: wrk, the database,
+the other server idling), steadier than req/s across this VM's fast and slow phases.
 
     .venv/bin/python benchmarks/server/bench.py --impl flowml --impl mlflow
     .venv/bin/python benchmarks/server/bench.py --impl flowml --impl mlflow --store postgres
@@ -61,8 +63,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of the live processes in process group ``pgid`` (a server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # fields[0] is the state; pgrp, then utime/stime at 11/12
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    steal = values[7] if len(values) > 7 else 0
+    return (sum(values[:8]) - idle - steal) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def server(impl: str, store_uri: str, root: Path, workers: int, extra: list[str]) -> Iterator[str]:
+def server(
+    impl: str, store_uri: str, root: Path, workers: int, extra: list[str]
+) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWML_", "MLFLOW_"))}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -86,7 +109,7 @@ def server(impl: str, store_uri: str, root: Path, workers: int, extra: list[str]
                     f"{impl} server exited: {(root / f'{impl}-server.log').read_text()[-2000:]}"
                 )
             time.sleep(0.2)
-        yield url
+        yield url, proc.pid  # the server leads its own session: its pid is the process group
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -94,8 +117,11 @@ def server(impl: str, store_uri: str, root: Path, workers: int, extra: list[str]
         log.close()
 
 
-def wrk(url: str, script: str, connections: int, seconds: int, env: dict[str, str]) -> dict[str, float]:
+def wrk(
+    url: str, script: str, connections: int, seconds: int, env: dict[str, str], pgid: int
+) -> dict[str, float]:
     load = os.getloadavg()[0]
+    cpu, busy = group_cpu_seconds(pgid), machine_busy_seconds()
     out = subprocess.run(
         [
             "wrk",
@@ -113,13 +139,18 @@ def wrk(url: str, script: str, connections: int, seconds: int, env: dict[str, st
         text=True,
         check=True,
     ).stdout
+    cpu, busy = group_cpu_seconds(pgid) - cpu, machine_busy_seconds() - busy
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p = dict(re.findall(r"(p\d+)=([\d.]+)ms", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return {
         "rps": rps,
-        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "requests": requests,
+        # CPU per request: the server's processes, and the whole machine (wrk, the database, ...)
+        "server_cpu_ms": round(1000 * cpu / max(requests, 1), 3),
+        "machine_cpu_ms": round(1000 * busy / max(requests, 1), 3),
         "p50_ms": float(p["p50"]),
         "p99_ms": float(p["p99"]),
         "errors": float(non2xx.group(1)) if non2xx else 0.0,
@@ -133,10 +164,11 @@ class Target:
     """One running server and what its workloads need."""
 
     url: str
+    pgid: int
     env: dict[str, dict[str, str]]
 
 
-def prepare(url: str, search_experiment: str) -> Target:
+def prepare(url: str, pgid: int, search_experiment: str) -> Target:
     """A run to log into, and a registered model whose version 1 both servers accept: the source is
     ``runs:/<run_id>/model`` with ``run_id`` set (MLflow refuses sources outside the run)."""
     c = httpx.Client(base_url=url + API, timeout=60)
@@ -150,6 +182,7 @@ def prepare(url: str, search_experiment: str) -> Target:
     assert version.json()["model_version"]["version"] == "1", version.text
     return Target(
         url,
+        pgid,
         {
             "log-batch": {"RUN_ID": run_id},
             "transition": {"MODEL_NAME": "bench-model"},
@@ -177,8 +210,8 @@ def run_store(store: str, args: argparse.Namespace) -> Iterator[dict[str, object
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{impl}-")))
             uri, exp_id = populate(impl, store, root, args.runs, cluster)
             extra = args.flowml_arg if impl == "flowml" else args.mlflow_arg
-            url = stack.enter_context(server(impl, uri, root, args.workers, extra or []))
-            targets[impl] = prepare(url, exp_id)
+            url, pgid = stack.enter_context(server(impl, uri, root, args.workers, extra or []))
+            targets[impl] = prepare(url, pgid, exp_id)
         for workload in args.workload or list(WORKLOADS):
             script, connections = WORKLOADS[workload]
             results: dict[str, list[dict[str, float]]] = {impl: [] for impl in args.impl}
@@ -193,6 +226,7 @@ def run_store(store: str, args: argparse.Namespace) -> Iterator[dict[str, object
                             connections,
                             args.seconds,
                             {**target.env[workload], "REP": str(rep)},
+                            target.pgid,
                         )
                     )
             for impl in args.impl:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -13,6 +14,7 @@ from flowml.artifacts import get_artifact_repository
 from flowml.client.local import SqlBackend
 from flowml.server.auth import Authenticator, make_dependency
 from flowml.server.errors import install_error_handlers
+from flowml.server.fast_lane import LogBatchLane
 from flowml.server.metrics import ServerMetrics
 from flowml.server.middleware import GuardMiddleware
 from flowml.server.observe import ObservedFastAPI
@@ -92,7 +94,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     from flowml.ui import mount_ui
 
     mount_ui(app)
-    app.add_middleware(GuardMiddleware, allowed_hosts=settings.allowed_hosts)
+    # Outside Starlette's stack, inside ObserveMiddleware: the guards, then (without auth, whose
+    # permission check is a FastAPI dependency) the pure-ASGI lane for runs/log-batch.
+    front: list[Callable[[Any], Any]] = [partial(GuardMiddleware, allowed_hosts=settings.allowed_hosts)]
+    if not settings.auth:
+        front.append(partial(LogBatchLane, backend=app.state.backend, prefixes=MLFLOW_PREFIXES))
+    app.state.front = front
 
     return app
 

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flowml.exceptions import FlowmlError, TemporarilyUnavailable
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_payload", "error_response", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +32,29 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return " ".join(parts) or "Invalid request"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(FlowmlError)
-    async def _flowml_error(_request: Request, exc: FlowmlError) -> JSONResponse:
-        return JSONResponse(exc.to_json(), status_code=exc.http_status)
+def error_payload(exc: Exception) -> tuple[int, dict[str, str]]:
+    """The status and MLflow error JSON for an error a route raised (not FastAPI's own errors)."""
+    if isinstance(exc, FlowmlError):
+        return exc.http_status, exc.to_json()
+    if isinstance(exc, OverflowError):
+        # e.g. an id or timestamp beyond 64 bits reaching the database driver: bad input, not a crash
+        return 400, _payload("INVALID_PARAMETER_VALUE", f"A numeric value is out of range: {exc}")
+    if isinstance(exc, DataError):
+        return 400, _payload("INVALID_PARAMETER_VALUE", f"Invalid value for the database: {exc.orig}")
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # e.g. a database restart: the pool reconnects, retry
+        logger.warning("database connection lost: %s", exc.orig)
+        lost = TemporarilyUnavailable("The database connection was lost; retry the request.")
+        return lost.http_status, lost.to_json()
+    logger.error("unhandled error", exc_info=exc)
+    return 500, _payload("INTERNAL_ERROR", f"Internal error: {type(exc).__name__}")
 
+
+def _payload(code: str, message: str) -> dict[str, str]:
+    return {"error_code": code, "message": message}
+
+
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response("INVALID_PARAMETER_VALUE", _describe_validation(exc), 400)
@@ -48,24 +66,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(code, str(exc.detail), exc.status_code)
 
-    @app.exception_handler(OverflowError)
-    async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:
-        # e.g. an id or timestamp beyond 64 bits reaching the database driver: bad input, not a crash
-        return error_response("INVALID_PARAMETER_VALUE", f"A numeric value is out of range: {exc}", 400)
+    async def _route_error(_request: Request, exc: Exception) -> JSONResponse:
+        status, payload = error_payload(exc)
+        return JSONResponse(payload, status_code=status)
 
-    @app.exception_handler(DataError)
-    async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
-        return error_response("INVALID_PARAMETER_VALUE", f"Invalid value for the database: {exc.orig}", 400)
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:  # e.g. a database restart: the pool reconnects, retry
-            logger.warning("database connection lost: %s", exc.orig)
-            lost = TemporarilyUnavailable("The database connection was lost; retry the request.")
-            return JSONResponse(lost.to_json(), status_code=lost.http_status)
-        return await _unexpected(request, exc)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error")
-        return error_response("INTERNAL_ERROR", f"Internal error: {type(exc).__name__}", 500)
+    # The specific classes are handled inside the app (ExceptionMiddleware); ``Exception`` only by
+    # Starlette's outermost ServerErrorMiddleware, which re-raises after answering (a logged crash).
+    for kind in (FlowmlError, OverflowError, DataError, DBAPIError, Exception):
+        app.add_exception_handler(kind, _route_error)

@@ -144,11 +144,16 @@ class ObserveMiddleware:
 
 
 class ObservedFastAPI(FastAPI):
-    """FastAPI with :class:`ObserveMiddleware` outermost (needs ``state.metrics`` and ``state.settings``)."""
+    """FastAPI with :class:`ObserveMiddleware` outermost, then the pure-ASGI layers of ``state.front``
+    (outermost first; each called with the app it wraps), then Starlette's own stack. Needs
+    ``state.metrics`` and ``state.settings``."""
 
     def build_middleware_stack(self) -> Any:
+        app = super().build_middleware_stack()
+        for layer in reversed(getattr(self.state, "front", ())):
+            app = layer(app)
         return ObserveMiddleware(
-            super().build_middleware_stack(),
+            app,
             self.state.metrics,
             access_log=self.state.settings.access_log,
         )

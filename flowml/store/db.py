@@ -17,11 +17,12 @@ import contextlib
 import fcntl
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -33,7 +34,7 @@ from flowml.exceptions import FlowmlError, TemporarilyUnavailable
 from flowml.store.side_read import SideReader
 from flowml.store.tables import metadata
 
-__all__ = ["HEAD_REVISION", "Database", "normalize_db_uri"]
+__all__ = ["HEAD_REVISION", "Database", "WriteBusy", "normalize_db_uri"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ T = TypeVar("T")
 _RETRYABLE_PG_CODES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 #: PostgreSQL: a pooled connection idle for longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_S = 1.0
+
+
+class WriteBusy(Exception):
+    """:meth:`Database.write_nowait` found the write lock taken (nothing was written)."""
 
 
 def normalize_db_uri(uri: str) -> str:
@@ -83,6 +88,7 @@ class Database:
         self._max_retries = max_retries
         self._engine: Engine | None = None
         self._write_engine: Engine | None = None
+        self._nowait_engine: Engine | None = None
         # SQLite has one writer at a time. Threads of this process queue on a fair lock instead of
         # on SQLite's busy handler, which sleeps in growing steps and makes tail latency explode.
         self._write_lock: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
@@ -96,6 +102,7 @@ class Database:
             ensure_schema(engine, self.uri, self.artifact_root)
             self._engine = engine
             self._write_engine = engine.execution_options(flowml_write=True)
+            self._nowait_engine = engine.execution_options(flowml_write=True, flowml_nowait=True)
         return self._engine
 
     def _create_engine(self) -> Engine:
@@ -151,6 +158,7 @@ class Database:
             self._engine.dispose()
             self._engine = None
             self._write_engine = None
+            self._nowait_engine = None
 
     # -- sessions -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -187,6 +195,27 @@ class Database:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")
+
+    @property
+    def can_write_nowait(self) -> bool:
+        """Whether :meth:`write_nowait` is available: SQLite files (one writer, in this process)."""
+        return self._write_lock is not None and make_url(self.uri).database not in (None, "", ":memory:")
+
+    def write_nowait(self, fn: Callable[[Session], T]) -> T:
+        """:meth:`write` for a caller that must not wait (the server's event loop): when another
+        thread of this process or another process holds SQLite's write lock, raises
+        :class:`WriteBusy` at once instead of waiting, and nothing is written. No retries.
+        """
+        assert self.can_write_nowait, "write_nowait needs a SQLite file"
+        _ = self.engine
+        assert self._write_lock is not None and self._nowait_engine is not None
+        if not self._write_lock.acquire(blocking=False):
+            raise WriteBusy
+        try:
+            with Session(self._nowait_engine, expire_on_commit=False) as session, session.begin():
+                return fn(session)
+        finally:
+            self._write_lock.release()
 
 
 def _ping_when_idle(engine: Engine, idle_s: float) -> None:
@@ -229,8 +258,29 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        write = conn.get_execution_options().get("flowml_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("flowml_nowait", False):
+            _begin_nowait(conn.connection.dbapi_connection, busy_timeout_ms)
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("flowml_write", False) else "BEGIN")
+
+
+def _begin_nowait(dbapi_conn: Any, busy_timeout_ms: int) -> None:
+    """``BEGIN IMMEDIATE`` without SQLite's busy wait: :class:`WriteBusy` when another connection
+    writes. Only the write lock can wait in WAL mode: once it is held, nothing else does."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=0")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+                raise WriteBusy from exc
+            raise
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    finally:
+        cursor.close()
 
 
 # -- schema ------------------------------------------------------------------------------------

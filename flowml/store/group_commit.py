@@ -9,6 +9,10 @@ the group's transaction itself fail (anything but a database that stays busy), e
 retried in a transaction of its own, so only the culprit fails. Every caller gets its own outcome,
 and returns only after the transaction holding its write has committed.
 
+Inline (SQLite files, the server's event loop): what one pass of the loop submits is written on the loop
+right after that pass, through :meth:`Database.write_nowait`, when it is light enough and nothing else
+holds the write lock; anything else goes to the background leader below (see ``submit_async``).
+
 Who leads: a thread calling :meth:`GroupCommit.submit` with no leader active leads until its own
 write is done, then hands any remaining queue to a background thread; :meth:`submit_async` (the
 server's event loop, which must not block) always hands the queue to that background thread. The
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +35,11 @@ from typing import Generic, TypeVar
 from sqlalchemy.orm import Session
 
 from flowml.exceptions import TemporarilyUnavailable
-from flowml.store.db import Database
+from flowml.store.db import Database, WriteBusy
 
 __all__ = ["GroupCommit"]
+
+logger = logging.getLogger(__name__)
 
 P = TypeVar("P")
 
@@ -64,10 +71,22 @@ def _resolve(items: list[_Item[P]]) -> None:
 
 
 class GroupCommit(Generic[P]):
-    def __init__(self, db: Database, write_group: WriteGroup[P], max_group: int = 64) -> None:
+    def __init__(
+        self,
+        db: Database,
+        write_group: WriteGroup[P],
+        max_group: int = 64,
+        *,
+        inline_weight: Callable[[P], int] | None = None,
+        inline_max: int = 0,
+    ) -> None:
         self._db = db
         self._write_group = write_group
         self._max_group = max_group
+        # Writes on the event loop itself (see submit_async): SQLite files only.
+        self._inline_weight = inline_weight if db.can_write_nowait else None
+        self._inline_max = inline_max
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Item[P]]] = {}
         self._queue: list[_Item[P]] = []
         self._lock = threading.Lock()
         self._leading = False
@@ -85,12 +104,46 @@ class GroupCommit(Generic[P]):
             raise item.error
 
     async def submit_async(self, payload: P) -> None:
-        """Write ``payload`` without blocking the running event loop; raises its error."""
-        item: _Item[P] = _Item(payload, asyncio.get_running_loop())
-        if self._enqueue(item):
+        """Write ``payload`` from the running event loop; raises its error.
+
+        With ``inline_weight`` (SQLite), the payloads submitted in one pass of the event loop are
+        written on the loop right after that pass, in one transaction, when their weight is at most
+        ``inline_max`` and SQLite's write lock is free: no thread hand-off, no GIL hand-off per
+        statement. Otherwise they go to the background leader, never waiting on the loop.
+        """
+        loop = asyncio.get_running_loop()
+        item: _Item[P] = _Item(payload, loop)
+        if self._inline_weight is not None:
+            pending = self._pending.setdefault(loop, [])
+            pending.append(item)
+            if len(pending) == 1:
+                loop.call_soon(self._flush_inline, loop)
+        elif self._enqueue(item):
             self._background().submit(self._lead)
         assert item.future is not None
         await item.future
+
+    def _flush_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On ``loop``: write what its requests submitted in the pass that just ended, or hand it over."""
+        group = self._pending.pop(loop)
+        assert self._inline_weight is not None
+        weight = sum(self._inline_weight(item.payload) for item in group)
+        if weight <= self._inline_max and len(group) <= self._max_group and not self._leading:
+            payloads = [item.payload for item in group]
+            try:
+                errors = self._db.write_nowait(lambda session: self._write_group(session, payloads))
+            except WriteBusy:
+                pass
+            except Exception:  # the group's transaction failed: the leader finds the culprit
+                logger.debug("an inline group write failed; the background leader retries it", exc_info=True)
+            else:
+                for item, error in zip(group, errors, strict=True):
+                    item.error = error
+                _resolve(group)
+                return
+        for item in group:
+            if self._enqueue(item):
+                self._background().submit(self._lead)
 
     def close(self) -> None:
         if self._executor is not None:

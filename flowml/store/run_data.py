@@ -2,8 +2,8 @@
 
 ``log_batch`` is the one write path for metrics/params/tags (single calls are batches of one):
 :func:`prepare_batch` validates a request without the database; :func:`write_batches` writes a
-group of prepared batches (the server's concurrent requests, see ``group_commit``) with one
-executemany per table inside the caller's transaction, upserting ``latest_metrics`` in key order
+group of prepared batches (the server's concurrent requests, see ``group_commit``) with a few
+statements per table inside the caller's transaction, upserting ``latest_metrics`` in key order
 (a stable lock order on PostgreSQL).
 """
 
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from flowml.entities import LifecycleStage, Metric, ModelMetric, PagedList, Param, RunTag
 from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceDoesNotExist
-from flowml.store import _model_points, _pg_batch
+from flowml.store import _model_points, _pg_batch, _sqlite_batch
 from flowml.store.tables import (
     POINT_COLUMNS,
     ArtifactFileRow,
@@ -112,6 +112,17 @@ class PreparedBatch:
     tags: dict[str, str]
     #: The points that are also metrics of logged models (MLflow 3: sent with a ``model_id``).
     model_points: tuple[ModelMetric, ...] = ()
+
+
+def batch_weight(batch: PreparedBatch) -> int:
+    """Rows ``batch`` writes, roughly: what a group commit weighs before writing on an event loop."""
+    return (
+        len(batch.metric_rows)
+        + len(batch.latest)
+        + len(batch.params)
+        + len(batch.tags)
+        + len(batch.model_points)
+    )
 
 
 def prepare_batch(
@@ -303,16 +314,14 @@ _METRIC_COLUMNS = f"metrics {POINT_COLUMNS}"  # in the order of ``_Row``
 def _insert_metric_rows(session: Session, rows: list[_Row]) -> None:
     """The hot path of log_batch, without per-row statement building or compiling.
 
-    SQLite: one DBAPI executemany of plain tuples (one prepared statement stepped per row).
+    SQLite: multi-row ``VALUES`` statements of plain tuples (``_sqlite_batch.insert_rows``).
     PostgreSQL: a binary ``COPY`` (``_pg_batch.copy_metric_rows``).
     """
     if session.get_bind().dialect.name == "postgresql":
         _pg_batch.copy_metric_rows(session, rows)
         return
-    _driver_sql(
-        session,
-        f"INSERT INTO {_METRIC_COLUMNS} VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        rows,
+    _sqlite_batch.insert_rows(
+        session.connection(), f"INSERT INTO {_METRIC_COLUMNS}", rows, "ON CONFLICT DO NOTHING"
     )
 
 
@@ -330,7 +339,7 @@ def _upsert_latest(session: Session, latest: dict[str, dict[str, _Point]]) -> No
 
     Rows go in (run_id, key) order: a stable lock order between concurrent writers on PostgreSQL,
     where they travel as one statement reading six arrays (an executemany would execute the
-    statement once per row). SQLite steps one prepared statement per row, which is as cheap.
+    statement once per row); on SQLite as multi-row ``VALUES`` statements (``_sqlite_batch``).
     Driver SQL either way: SQLAlchemy cannot cache the compiled ``ON CONFLICT ... WHERE`` form.
     """
     rows = [
@@ -347,7 +356,7 @@ def _upsert_latest(session: Session, latest: dict[str, dict[str, _Point]]) -> No
             tuple(list(column) for column in zip(*rows, strict=True)),
         )
         return
-    conn.exec_driver_sql(f"INSERT INTO {_LATEST_COLUMNS} VALUES (?, ?, ?, ?, ?, ?) " + _LATEST_UPSERT, rows)
+    _sqlite_batch.insert_rows(conn, f"INSERT INTO {_LATEST_COLUMNS}", rows, _LATEST_UPSERT)
 
 
 def delete_tag(session: Session, run_id: str, key: str) -> None:

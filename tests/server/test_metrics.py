@@ -58,6 +58,14 @@ def test_requests_are_counted_by_route_template_status_and_method(server: str) -
     for name in ("a.txt", "b.txt"):
         put = httpx.put(f"{server}/api/2.0/mlflow-artifacts/artifacts/0/run/{name}", content=b"x")
         assert put.status_code == 200
+    # log-batch is answered outside FastAPI's routing (server/fast_lane.py): counted all the same
+    created = httpx.post(f"{server}{API}/runs/create", json={"experiment_id": "0"}).json()
+    run_id = created["run"]["info"]["run_id"]
+    point = {"key": "m", "value": 1.0, "timestamp": 1, "step": 0}
+    logged = httpx.post(f"{server}{API}/runs/log-batch", json={"run_id": run_id, "metrics": [point]})
+    assert logged.status_code == 200 and len(logged.headers["x-request-id"]) == 32
+    unknown = {"run_id": "f" * 32, "metrics": [point]}
+    assert httpx.post(f"{server}/ajax-api/2.0/mlflow/runs/log-batch", json=unknown).status_code == 404
 
     samples = scrape(server)
 
@@ -65,6 +73,8 @@ def test_requests_are_counted_by_route_template_status_and_method(server: str) -
     assert requests_total(samples, f"{API}/experiments/get", "404") == 1
     assert requests_total(samples, "/ajax-api/2.0/mlflow/experiments/get", "200") == 1
     assert requests_total(samples, "<unmatched>", "404") == 1
+    assert requests_total(samples, f"{API}/runs/log-batch", "200", method="POST") == 1
+    assert requests_total(samples, "/ajax-api/2.0/mlflow/runs/log-batch", "404", method="POST") == 1
     artifact_route = "/api/2.0/mlflow-artifacts/artifacts/{artifact_path}"
     assert requests_total(samples, artifact_route, "200", method="PUT") == 2
     histogram = {"method": "GET", "route": f"{API}/experiments/get"}

@@ -62,7 +62,12 @@ def test_json_logs_carry_the_request_id_everywhere(tmp_path: Path) -> None:
             f"{url}{UPLOAD}/0/r1/model.bin", content=b"0" * 1000, headers={"X-Request-ID": "up-7"}
         )
         assert put.status_code == 200 and put.headers["x-request-id"] == "up-7"
+        run = httpx.post(f"{url}{API}/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]
+        batch = {"run_id": run["run_id"], "metrics": [{"key": "m", "value": 1, "timestamp": 1}]}
+        logged = httpx.post(f"{url}{API}/runs/log-batch", json=batch, headers={"X-Request-ID": "batch-9"})
+        assert logged.status_code == 200 and logged.headers["x-request-id"] == "batch-9"
         _wait_for(log, '"up-7"')
+        _wait_for(log, '"batch-9"')
 
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     records: list[dict[str, Any]] = [json.loads(line) for line in lines]  # every line is one JSON object
@@ -83,6 +88,9 @@ def test_json_logs_carry_the_request_id_everywhere(tmp_path: Path) -> None:
         r for r in records if r["logger"] == "flowml.artifacts.base" and "model.bin" in r["message"]
     )
     assert stored["request_id"] == "up-7"  # emitted in a worker thread, still tagged
+    batch_line = next(r for r in access if r.get("request_id") == "batch-9")  # the pure-ASGI lane's
+    assert (batch_line["method"], batch_line["status"]) == ("POST", 200)
+    assert batch_line["route"] == batch_line["path"] == f"{API}/runs/log-batch"
     assert not any("request_id" in r for r in records if r["logger"].startswith("uvicorn"))
 
 
