@@ -14,22 +14,14 @@ lane is not installed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 import orjson
 
 from flowml.client.local import SqlBackend
 from flowml.server.batch_body import parse_log_batch
 from flowml.server.errors import error_payload
+from flowml.server.middleware import ASGIApp, Receive, Scope, Send
 
 __all__ = ["LogBatchLane"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
