@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 def error_response(code: str, message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+    return JSONResponse(_payload(code, message), status_code=status)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:

@@ -167,10 +167,11 @@ class Database:
             yield session
 
     @contextlib.contextmanager
-    def _write_once(self) -> Iterator[Session]:
+    def _write_once(self, *, nowait: bool = False) -> Iterator[Session]:
         _ = self.engine
-        assert self._write_engine is not None
-        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+        engine = self._nowait_engine if nowait else self._write_engine
+        assert engine is not None
+        with Session(engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     def write(self, fn: Callable[[Session], T]) -> T:
@@ -206,13 +207,11 @@ class Database:
         thread of this process or another process holds SQLite's write lock, raises
         :class:`WriteBusy` at once instead of waiting, and nothing is written. No retries.
         """
-        assert self.can_write_nowait, "write_nowait needs a SQLite file"
-        _ = self.engine
-        assert self._write_lock is not None and self._nowait_engine is not None
+        assert self.can_write_nowait and self._write_lock is not None, "write_nowait needs a SQLite file"
         if not self._write_lock.acquire(blocking=False):
             raise WriteBusy
         try:
-            with Session(self._nowait_engine, expire_on_commit=False) as session, session.begin():
+            with self._write_once(nowait=True) as session:
                 return fn(session)
         finally:
             self._write_lock.release()

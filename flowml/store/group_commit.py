@@ -118,8 +118,8 @@ class GroupCommit(Generic[P]):
             pending.append(item)
             if len(pending) == 1:
                 loop.call_soon(self._flush_inline, loop)
-        elif self._enqueue(item):
-            self._background().submit(self._lead)
+        else:
+            self._to_leader(item)
         assert item.future is not None
         await item.future
 
@@ -142,8 +142,12 @@ class GroupCommit(Generic[P]):
                 _resolve(group)
                 return
         for item in group:
-            if self._enqueue(item):
-                self._background().submit(self._lead)
+            self._to_leader(item)
+
+    def _to_leader(self, item: _Item[P]) -> None:
+        """Queue a loop's ``item`` for the background leader, starting one if none leads."""
+        if self._enqueue(item):
+            self._background().submit(self._lead)
 
     def close(self) -> None:
         if self._executor is not None:
