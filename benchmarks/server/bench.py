@@ -6,10 +6,12 @@ fresh store (SQLite file, or a database in a private PostgreSQL cluster: ``--sto
 holding the same 10k-run corpus, loaded in bulk before it starts (``_stores.py``).
 
 Both servers run side by side and the repetitions interleave (A B, B A, A B, ...), so both see the
-same machine load. Prints one JSON object per (store, server, workload): medians over ``--repeats``
-runs of ``--seconds`` each, with the 1-min load average before each run, and CPU per request: of the
-server's processes (``server_cpu_ms``) and of the whole machine (``machine_cpu_ms``: wrk, the database,
-the other server idling), steadier than req/s across this VM's fast and slow phases.
+same machine load. Each server first gets ``--warmup`` seconds of the workload, not recorded (new
+connections, plans, caches, the database's first analyze of the loaded corpus). Prints one JSON
+object per (store, server, workload): medians over ``--repeats`` runs of ``--seconds`` each, with
+the 1-min load average before each run, and CPU per request: of the server's processes
+(``server_cpu_ms``) and of the whole machine (``machine_cpu_ms``: wrk, the database, the other
+server idling), steadier than req/s across this VM's fast and slow phases.
 
     .venv/bin/python benchmarks/server/bench.py --impl flowml --impl mlflow
     .venv/bin/python benchmarks/server/bench.py --impl flowml --impl mlflow --store postgres
@@ -215,6 +217,10 @@ def run_store(store: str, args: argparse.Namespace) -> Iterator[dict[str, object
         for workload in args.workload or list(WORKLOADS):
             script, connections = WORKLOADS[workload]
             results: dict[str, list[dict[str, float]]] = {impl: [] for impl in args.impl}
+            for impl in args.impl if args.warmup else ():  # not recorded; REP past the measured ones
+                target = targets[impl]
+                env = {**target.env[workload], "REP": str(args.repeats)}
+                wrk(target.url, script, connections, args.warmup, env, target.pgid)
             for rep in range(args.repeats):
                 order = args.impl if rep % 2 == 0 else list(reversed(args.impl))
                 for impl in order:
@@ -252,6 +258,9 @@ def main() -> None:
     parser.add_argument("--workload", action="append", choices=list(WORKLOADS))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="seconds of each workload per server before measuring (0: none)"
+    )
     parser.add_argument("--runs", type=int, default=10_000, help="runs in the search experiment")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--flowml-arg", action="append", help="extra `flowml server` argument (repeatable)")

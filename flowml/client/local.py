@@ -24,10 +24,12 @@ from flowml.entities import (
 )
 from flowml.exceptions import InvalidParameterValue
 from flowml.store import Database, logged_models, run_data, run_inputs, tracking
+from flowml.store._pg_loop import LoopPointWriter
 from flowml.store.group_commit import GroupCommit
 
 #: The most rows the server writes on its event loop in one group (SQLite: ~4 µs a row here, so
-#: the loop pauses for at most ~10 ms); a heavier group is written by the background leader.
+#: the loop pauses for at most ~10 ms; PostgreSQL: the loop builds the group's statements, the
+#: backend writes); a heavier group is written by the background leader.
 INLINE_MAX_ROWS = 2_500
 
 __all__ = ["SqlBackend", "SqlLoggedModels"]
@@ -39,8 +41,15 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
     def __init__(self, uri: str, artifact_root: str, *, busy_timeout_ms: int = 30_000) -> None:
         self.artifact_root = artifact_root
         self.db = Database(uri, artifact_root, busy_timeout_ms=busy_timeout_ms)
+        # PostgreSQL: the server's metric-only groups go out on its event loop's own connection.
+        self._loop_points = LoopPointWriter(self.db.uri) if self.db.dialect == "postgresql" else None
         self._batches: GroupCommit[run_data.PreparedBatch] = GroupCommit(
-            self.db, run_data.write_batches, inline_weight=run_data.batch_weight, inline_max=INLINE_MAX_ROWS
+            self.db,
+            run_data.write_batches,
+            inline_weight=run_data.batch_weight,
+            inline_max=INLINE_MAX_ROWS,
+            loop_writer=self._write_on_loop if self._loop_points is not None else None,
+            loop_accepts=run_data.points_only,
         )
         self.logged_models: SqlLoggedModels = SqlLoggedModels(self.db)
 
@@ -142,6 +151,17 @@ class SqlBackend(SqlRegistryMixin, TrackingBackend):
         """``model_points`` (server only: MLflow 3 points sent with a ``model_id``) repeat some of
         ``metrics`` as metrics of logged models."""
         self._batches.submit(run_data.prepare_batch(run_id, metrics, params, tags, model_points))
+
+    async def _write_on_loop(
+        self, batches: Sequence[run_data.PreparedBatch]
+    ) -> Sequence[BaseException | None] | None:
+        assert self._loop_points is not None
+        return await run_data.write_points_on_loop(self._loop_points, batches)
+
+    async def aclose(self) -> None:
+        """Close what the server's event loop opened (its PostgreSQL connection for metric points)."""
+        if self._loop_points is not None:
+            await self._loop_points.aclose()
 
     async def log_prepared_batch(self, batch: run_data.PreparedBatch) -> None:
         """``log_batch`` of an already validated batch, awaited on the caller's event loop (the server's

@@ -49,6 +49,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if settings.auth:
             _bootstrap_admin(app.state.backend, settings)
         yield
+        await app.state.backend.aclose()
         app.state.backend.close()
         app.state.metrics.close()
 

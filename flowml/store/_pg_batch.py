@@ -2,7 +2,10 @@
 
 Under load every round trip to the database costs the group leader a wake-up (the backend's, then
 its own, behind the event loop's share of the GIL): 1-3 ms each on the 2-core benchmark machine,
-where a group of 400 points needs ~4 ms of the backend's time. So a group pays for exactly:
+where a group of 400 points needs ~4 ms of the backend's time.
+
+A group whose batches carry metric points only (what training loops send) is written by
+:func:`write_points` in ONE exchange that also commits. Any other group pays for:
 
 1. one pipelined exchange: the transaction's ``BEGIN``, the run rows' lock and lifecycle stages
    (``SELECT ... FOR KEY SHARE``, see :func:`lock_runs`) and the savepoint ``COPY`` falls back to;
@@ -24,9 +27,17 @@ import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from flowml.store.tables import POINT_COLUMNS
+from flowml.store import _pg_arrays
+from flowml.store.tables import LATEST_UPSERT, POINT_COLUMNS
 
-__all__ = ["copy_metric_rows", "lock_runs"]
+__all__ = [
+    "UNNEST_POINTS",
+    "can_write_points",
+    "copy_metric_rows",
+    "lock_runs",
+    "point_statements",
+    "write_points",
+]
 
 # (run_id, key, step, timestamp, stored value, is_nan): one row of the metrics table.
 _Row = tuple[str, str, int, int, float, bool]
@@ -70,6 +81,88 @@ def lock_runs(session: Session, run_ids: Sequence[str], *, savepoint: bool) -> d
             if savepoint:
                 pg.execute(f"SAVEPOINT {_SAVEPOINT}")
         return {run_id: stage for run_id, stage in cur.fetchall()}
+
+
+def can_write_points(session: Session) -> bool:
+    """Whether :func:`write_points` can run in this session: PostgreSQL, and nothing sent yet in
+    its transaction (the pipeline runs in autocommit mode)."""
+    from psycopg.pq import TransactionStatus
+
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    pg = session.connection().connection.driver_connection
+    return pg is not None and bool(pg.info.transaction_status == TransactionStatus.IDLE)
+
+
+#: The six point columns as array parameters (``_pg_arrays.point_arrays``), read back as rows.
+UNNEST_POINTS = (
+    "unnest(%s::varchar[], %s::varchar[], %s::int8[], %s::int8[], %s::float8[], %s::bool[]) "
+    'AS u(run_id, "key", step, "timestamp", "value", is_nan)'
+)
+# Only the rows of runs in the given stage (locked by the exchange's first statement).
+_OF_LIVE_RUNS = "WHERE u.run_id IN (SELECT run_id FROM runs WHERE run_id = ANY(%s) AND lifecycle_stage = %s)"
+_LOCK_FOR_POINTS = "SELECT run_id, lifecycle_stage FROM runs WHERE run_id = ANY(%s) ORDER BY run_id FOR SHARE"
+
+
+def write_points(
+    session: Session, run_ids: set[str], rows: Sequence[_Row], latest_rows: Sequence[_Row], *, active: str
+) -> dict[str, str] | None:
+    """Write a group's metric points and newest points, and COMMIT, in one pipelined exchange.
+
+    Returns each run's lifecycle stage: the caller refuses the batches of runs that are missing or
+    not ``active``, and their rows are left out in SQL by the same test. The runs are locked
+    ``FOR SHARE`` first, so no stage can change between that read and the inserts (READ COMMITTED
+    takes a snapshot per statement). The statements run in autocommit mode inside the pipeline:
+    PostgreSQL makes everything up to its Sync one implicit transaction, committed at the Sync or
+    rolled back whole on an error, which leaves the session's transaction with nothing to commit.
+
+    The points go in with a plain ``INSERT`` (``ON CONFLICT DO NOTHING`` costs the backend ~50% more
+    per row): when one is stored already (a client retrying a batch), nothing is written and this
+    returns ``None``, and the caller writes the group the general way (``COPY``, then
+    ``ON CONFLICT DO NOTHING``). So ``Database.write`` may also retry the group after losing the
+    connection, even if the commit had gone through.
+    """
+    import psycopg
+
+    (lock, lock_params), *inserts = point_statements(run_ids, rows, latest_rows, active)
+    with _driver_errors(session, lock) as pg, pg.cursor() as cur:
+        pg.autocommit = True  # the pipeline's statements are its own transaction (see above)
+        try:
+            with pg.pipeline():
+                cur.execute(lock, lock_params)
+                for sql, params in inserts:
+                    pg.execute(sql, params)
+        except psycopg.errors.UniqueViolation:
+            return None
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a lost connection is invalidated anyway
+                pg.autocommit = False
+        return {run_id: stage for run_id, stage in cur.fetchall()}
+
+
+def point_statements(
+    run_ids: set[str], rows: Sequence[_Row], latest_rows: Sequence[_Row], active: str
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """:func:`write_points`' statements and parameters, the runs' lock first (it returns the stages)."""
+    ids = sorted(run_ids)
+    unique = list(dict.fromkeys(rows))  # the same point twice in a group would fail the INSERT too
+    statements: list[tuple[str, tuple[Any, ...]]] = [(_LOCK_FOR_POINTS, (ids,))]
+    if unique:
+        statements.append(
+            (
+                f"INSERT INTO {_METRIC_COLUMNS} SELECT u.* FROM {UNNEST_POINTS} {_OF_LIVE_RUNS}",
+                (*_pg_arrays.point_arrays(unique), ids, active),
+            )
+        )
+    if latest_rows:
+        statements.append(
+            (
+                f"INSERT INTO latest_metrics {POINT_COLUMNS} SELECT u.* FROM {UNNEST_POINTS} "
+                f"{_OF_LIVE_RUNS} {LATEST_UPSERT}",
+                (*_pg_arrays.point_arrays(latest_rows), ids, active),
+            )
+        )
+    return statements
 
 
 def copy_metric_rows(session: Session, rows: list[_Row]) -> None:

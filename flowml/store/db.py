@@ -2,7 +2,8 @@
 
 * SQLite: WAL, ``busy_timeout``, ``foreign_keys``, case-sensitive LIKE, and ``BEGIN IMMEDIATE`` on
   every write transaction so concurrent writers queue on the busy timeout instead of failing with
-  "database is locked" (a deferred transaction that upgrades to a write cannot wait).
+  "database is locked" (a deferred transaction that upgrades to a write cannot wait). The WAL is
+  checkpointed by a background thread, not by the commit that fills it (:mod:`.wal_checkpoint`).
 * PostgreSQL (``postgresql+psycopg://``): plain READ COMMITTED; deadlocks and serialization
   failures are retried. A pooled connection is pinged before use only after being idle for a
   while (a ping is a round trip, and a busy server's next transaction follows the last within
@@ -31,8 +32,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, QueuePool
 
 from flowml.exceptions import FlowmlError, TemporarilyUnavailable
+from flowml.store import _pg_arrays
 from flowml.store.side_read import SideReader
 from flowml.store.tables import metadata
+from flowml.store.wal_checkpoint import BACKSTOP_PAGES, WalCheckpointer
 
 __all__ = ["HEAD_REVISION", "Database", "WriteBusy", "normalize_db_uri"]
 
@@ -93,6 +96,7 @@ class Database:
         # on SQLite's busy handler, which sleeps in growing steps and makes tail latency explode.
         self._write_lock: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
         self._side = self._new_side_reader()
+        self._checkpointer = self._new_checkpointer()
 
     # -- engine -------------------------------------------------------------------------------
     @property
@@ -119,6 +123,8 @@ class Database:
             return engine
         engine = create_engine(self.uri, pool_size=5, max_overflow=10)
         _ping_when_idle(engine, PING_AFTER_IDLE_S)
+        # Metric points travel as binary array parameters (store/_pg_arrays.py).
+        event.listen(engine, "connect", lambda dbapi_conn, _record: _pg_arrays.register(dbapi_conn.adapters))
         return engine
 
     def pool_status(self) -> dict[str, int] | None:
@@ -150,10 +156,26 @@ class Database:
             return None
         return SideReader(lambda: self.engine.raw_connection())
 
+    def _new_checkpointer(self) -> WalCheckpointer | None:
+        database = make_url(self.uri).database
+        if self.dialect != "sqlite" or database in (None, "", ":memory:"):
+            return None
+        path = str(Path(str(database)).expanduser())
+        # Its own connection, outside the pool: the pool's size and metrics stay the requests'.
+        return WalCheckpointer(lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False))
+
+    @property
+    def checkpointer(self) -> WalCheckpointer | None:
+        """The WAL checkpoint thread's handle (SQLite files only)."""
+        return self._checkpointer
+
     def dispose(self) -> None:
         side, self._side = self._side, self._new_side_reader()
         if side is not None:
             side.close()
+        checkpointer, self._checkpointer = self._checkpointer, self._new_checkpointer()
+        if checkpointer is not None:
+            checkpointer.close()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -173,6 +195,8 @@ class Database:
         assert engine is not None
         with Session(engine, expire_on_commit=False) as session, session.begin():
             yield session
+        if self._checkpointer is not None:
+            self._checkpointer.note_commit()
 
     def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` in one write transaction, retrying lock timeouts and deadlocks, and
@@ -253,6 +277,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # them off the read() syscall path (the defaults are 2 MiB and off).
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA mmap_size=268435456")
+        # Checkpoints run on a background thread (Database's WalCheckpointer): a commit checkpoints
+        # only when that has fallen far behind.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

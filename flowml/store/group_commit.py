@@ -13,13 +13,18 @@ Inline (SQLite files, the server's event loop): what one pass of the loop submit
 right after that pass, through :meth:`Database.write_nowait`, when it is light enough and nothing else
 holds the write lock; anything else goes to the background leader below (see ``submit_async``).
 
+On the loop's own connections (PostgreSQL, the server's event loop): payloads ``loop_accepts`` takes
+are written by ``loop_writer`` as tasks of the loop, at most ``loop_in_flight`` groups at once (two:
+a group gathers and goes out while the backend writes the one before, ~10% more log-batch requests
+a second here); a group it does not write (``None``, or an error) goes to the background leader.
+
 Who leads: a thread calling :meth:`GroupCommit.submit` with no leader active leads until its own
 write is done, then hands any remaining queue to a background thread; :meth:`submit_async` (the
 server's event loop, which must not block) always hands the queue to that background thread. The
 leader flag lives under the queue lock, so an item is queued either before a leader's last look at
 the queue or with no leader active — never lost. One leader at a time: SQLite has one writer, and
-on PostgreSQL a second concurrent group (tried) halved the group size and cost more CPU per
-request than it overlapped, on this 2-core benchmark machine.
+on PostgreSQL a second concurrent leader thread (tried, with the several-exchange write of the time)
+halved the group size and cost more CPU per request than it overlapped, on this 2-core machine.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -45,6 +50,8 @@ P = TypeVar("P")
 
 #: ``write_group(session, payloads)`` → one error (or None) per payload, in order.
 WriteGroup = Callable[[Session, Sequence[P]], Sequence[BaseException | None]]
+#: ``loop_writer(payloads)`` on an event loop → errors as ``WriteGroup``, or None: nothing written.
+LoopWriter = Callable[[Sequence[P]], Awaitable[Sequence[BaseException | None] | None]]
 
 
 class _Item(Generic[P]):
@@ -79,14 +86,25 @@ class GroupCommit(Generic[P]):
         *,
         inline_weight: Callable[[P], int] | None = None,
         inline_max: int = 0,
+        loop_writer: LoopWriter[P] | None = None,
+        loop_accepts: Callable[[P], bool] | None = None,
+        loop_in_flight: int = 2,
     ) -> None:
         self._db = db
         self._write_group = write_group
         self._max_group = max_group
         # Writes on the event loop itself (see submit_async): SQLite files only.
+        self._weight = inline_weight
         self._inline_weight = inline_weight if db.can_write_nowait else None
         self._inline_max = inline_max
         self._pending: dict[asyncio.AbstractEventLoop, list[_Item[P]]] = {}
+        # Written by a task of the loop itself (see loop_writer): PostgreSQL.
+        self._loop_writer = loop_writer
+        self._loop_accepts = loop_accepts
+        self._loop_pending: dict[asyncio.AbstractEventLoop, list[_Item[P]]] = {}
+        self._loop_busy: dict[asyncio.AbstractEventLoop, int] = {}
+        self._loop_in_flight = loop_in_flight
+        self._loop_tasks: set[asyncio.Task[None]] = set()
         self._queue: list[_Item[P]] = []
         self._lock = threading.Lock()
         self._leading = False
@@ -113,7 +131,12 @@ class GroupCommit(Generic[P]):
         """
         loop = asyncio.get_running_loop()
         item: _Item[P] = _Item(payload, loop)
-        if self._inline_weight is not None:
+        if self._loop_writer is not None and self._on_loop(payload):
+            pending = self._loop_pending.setdefault(loop, [])
+            pending.append(item)
+            if len(pending) == 1 and self._loop_busy.get(loop, 0) < self._loop_in_flight:
+                loop.call_soon(self._start_loop_group, loop)
+        elif self._inline_weight is not None:
             pending = self._pending.setdefault(loop, [])
             pending.append(item)
             if len(pending) == 1:
@@ -143,6 +166,55 @@ class GroupCommit(Generic[P]):
                 return
         for item in group:
             self._to_leader(item)
+
+    def _on_loop(self, payload: P) -> bool:
+        if self._loop_accepts is not None and not self._loop_accepts(payload):
+            return False
+        return self._weight is None or self._weight(payload) <= self._inline_max
+
+    def _start_loop_group(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On ``loop``: send what its requests submitted (up to a group's weight) as one group."""
+        pending = self._loop_pending.pop(loop, [])
+        if not pending or self._loop_busy.get(loop, 0) >= self._loop_in_flight:
+            if pending:
+                self._loop_pending[loop] = pending
+            return
+        group: list[_Item[P]] = []
+        weight = 0
+        for item in pending:
+            weight += self._weight(item.payload) if self._weight is not None else 0
+            if group and (len(group) == self._max_group or weight > self._inline_max):
+                break
+            group.append(item)
+        if len(group) < len(pending):
+            self._loop_pending[loop] = pending[len(group) :]
+        self._loop_busy[loop] = self._loop_busy.get(loop, 0) + 1
+        task = loop.create_task(self._write_loop_group(loop, group))
+        self._loop_tasks.add(task)
+        task.add_done_callback(self._loop_tasks.discard)
+
+    async def _write_loop_group(self, loop: asyncio.AbstractEventLoop, group: list[_Item[P]]) -> None:
+        assert self._loop_writer is not None
+        try:
+            try:
+                errors = await self._loop_writer([item.payload for item in group])
+            except Exception:  # the leader retries it, finding the culprit if there is one
+                logger.debug(
+                    "a group written on the event loop failed; the background leader retries it",
+                    exc_info=True,
+                )
+                errors = None
+            if errors is None:
+                for item in group:
+                    self._to_leader(item)
+            else:
+                for item, error in zip(group, errors, strict=True):
+                    item.error = error
+                _resolve(group)
+        finally:
+            self._loop_busy[loop] -= 1
+            if self._loop_pending.get(loop):
+                self._start_loop_group(loop)
 
     def _to_leader(self, item: _Item[P]) -> None:
         """Queue a loop's ``item`` for the background leader, starting one if none leads."""

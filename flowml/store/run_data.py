@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from flowml.entities import LifecycleStage, Metric, ModelMetric, PagedList, Param, RunTag
 from flowml.exceptions import FlowmlError, InvalidParameterValue, ResourceDoesNotExist
-from flowml.store import _model_points, _pg_batch, _sqlite_batch
+from flowml.store import _model_points, _pg_batch, _points
+from flowml.store._pg_loop import LoopPointWriter
 from flowml.store.tables import (
-    POINT_COLUMNS,
     ArtifactFileRow,
     LatestMetricRow,
     MetricRow,
@@ -49,10 +49,12 @@ __all__ = [
     "get_metric_history",
     "list_artifact_files",
     "log_batch",
+    "points_only",
     "prepare_batch",
     "prepare_points",
     "record_artifact_files",
     "write_batches",
+    "write_points_on_loop",
 ]
 
 _METRICS = table_of(MetricRow)
@@ -64,10 +66,8 @@ _ARTIFACTS = table_of(ArtifactFileRow)
 
 #: (key, value, timestamp, step) of one logged point, typed as ``validate_metric_point`` returns it.
 Point = tuple[str, float, int, int]
-# (step, timestamp, stored value, is_nan) of one metric point, in "latest" comparison order.
-_Point = tuple[int, int, float, bool]
-# (run_id, key, step, timestamp, stored value, is_nan): one row of the metrics table.
-_Row = tuple[str, str, int, int, float, bool]
+_Point = _points.NewestPoint
+_Row = _points.Row
 
 
 def _driver_sql(session: Session, sql: str, params: Any) -> Any:
@@ -177,13 +177,14 @@ def _run_stages(session: Session, run_ids: set[str], *, savepoint: bool) -> dict
     return {run_id: stage for run_id, stage in _driver_sql(session, sql, tuple(run_ids))}
 
 
-def _check_stage(run_id: str, stage: str | None) -> None:
+def _stage_error(run_id: str, stage: str | None) -> FlowmlError | None:
     if stage is None:
-        raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+        return ResourceDoesNotExist(f"Run with id={run_id} not found")
     if stage != LifecycleStage.ACTIVE:
-        raise InvalidParameterValue(
+        return InvalidParameterValue(
             f"The run {run_id} must be in the 'active' state. Current state is {stage}."
         )
+    return None
 
 
 def _new_params(session: Session, batch: PreparedBatch, earlier: dict[tuple[str, str], str]) -> list[str]:
@@ -220,6 +221,10 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
     ones are then merged into one statement per table (group commit: the per-statement cost is paid
     once per group).
     """
+    if all(points_only(b) for b in batches) and _pg_batch.can_write_points(session):
+        written = _write_points_pg(session, batches)
+        if written is not None:
+            return written
     errors: list[FlowmlError | None] = [None] * len(batches)
     savepoint = any(b.metric_rows for b in batches)
     stages = _run_stages(session, {b.run_id for b in batches}, savepoint=savepoint)
@@ -232,7 +237,9 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
     latest: dict[str, dict[str, _Point]] = {}
     for i, batch in enumerate(batches):
         try:
-            _check_stage(batch.run_id, stages.get(batch.run_id))
+            refused = _stage_error(batch.run_id, stages.get(batch.run_id))
+            if refused is not None:
+                raise refused
             unknown = _model_points.missing_model((p.model_id for p in batch.model_points), models)
             if unknown is not None:
                 raise unknown
@@ -246,16 +253,11 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
         for key, value in batch.tags.items():
             tags[batch.run_id, key] = value
         metric_rows.extend(batch.metric_rows)
-        if batch.latest:
-            newest = latest.setdefault(batch.run_id, {})
-            for key, point in batch.latest.items():
-                best = newest.get(key)
-                if best is None or point[:3] > best[:3]:
-                    newest[key] = point
+        _points.merge_latest(latest, batch.run_id, batch.latest)
     # Metrics before params and tags: on PostgreSQL a point stored already rolls the COPY back to the
     # savepoint taken with the run locks (``_pg_batch``), which would undo anything written after it.
     if metric_rows:
-        _insert_metric_rows(session, metric_rows)
+        _points.insert_metric_rows(session, metric_rows)
     if new_params:
         _insert_params(session, new_params)
     if tags:
@@ -270,11 +272,48 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
             if key == RUN_NAME_TAG:
                 session.execute(update(_RUNS).where(_RUNS.c.run_id == run_id).values(run_name=value))
     if latest:
-        _upsert_latest(session, latest)
+        _points.upsert_latest(session, latest)
     for i, batch in enumerate(batches):
         if batch.model_points and errors[i] is None:
             _model_points.insert_points(session, batch.run_id, batch.model_points)
     return errors
+
+
+def points_only(batch: PreparedBatch) -> bool:
+    """Whether ``batch`` carries metric points only (what a training loop sends): such groups can
+    be written on PostgreSQL in one exchange (``_pg_batch.write_points``)."""
+    return not (batch.params or batch.tags or batch.model_points)
+
+
+def _group_points(batches: Sequence[PreparedBatch]) -> tuple[set[str], list[_Row], list[_Row]]:
+    """A group's runs, points and newest point per (run, key). Batches of the same run share its
+    stage, so merging every batch's newest points before the stages are known changes nothing: a
+    refused run's rows are left out by the one-exchange write itself."""
+    latest: dict[str, dict[str, _Point]] = {}
+    for batch in batches:
+        _points.merge_latest(latest, batch.run_id, batch.latest)
+    rows = [row for batch in batches for row in batch.metric_rows]
+    return {b.run_id for b in batches}, rows, _points.latest_rows(latest)
+
+
+def _stage_errors(batches: Sequence[PreparedBatch], stages: dict[str, str]) -> list[FlowmlError | None]:
+    return [_stage_error(batch.run_id, stages.get(batch.run_id)) for batch in batches]
+
+
+def _write_points_pg(session: Session, batches: Sequence[PreparedBatch]) -> list[FlowmlError | None] | None:
+    """A PostgreSQL group of metric-only batches: one exchange, which also commits
+    (``_pg_batch.write_points``; ``None`` when it wrote nothing because a point was stored already)."""
+    stages = _pg_batch.write_points(session, *_group_points(batches), active=LifecycleStage.ACTIVE)
+    return None if stages is None else _stage_errors(batches, stages)
+
+
+async def write_points_on_loop(
+    writer: LoopPointWriter, batches: Sequence[PreparedBatch]
+) -> list[FlowmlError | None] | None:
+    """:func:`_write_points_pg` from the server's event loop (``_pg_loop``): same statements, same
+    outcome, no thread. ``None`` when nothing was written (the caller's thread path takes over)."""
+    stages = await writer.write(*_group_points(batches), active=LifecycleStage.ACTIVE)
+    return None if stages is None else _stage_errors(batches, stages)
 
 
 def log_batch(
@@ -306,57 +345,6 @@ def _insert_params(session: Session, rows: list[dict[str, str]]) -> None:
         'INSERT INTO params (run_id, "key", "value", experiment_id, start_time) VALUES (?, ?, ?, ?, ?)',
         [(row["run_id"], row["key"], row["value"], *fields[row["run_id"]]) for row in rows],
     )
-
-
-_METRIC_COLUMNS = f"metrics {POINT_COLUMNS}"  # in the order of ``_Row``
-
-
-def _insert_metric_rows(session: Session, rows: list[_Row]) -> None:
-    """The hot path of log_batch, without per-row statement building or compiling.
-
-    SQLite: multi-row ``VALUES`` statements of plain tuples (``_sqlite_batch.insert_rows``).
-    PostgreSQL: a binary ``COPY`` (``_pg_batch.copy_metric_rows``).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        _pg_batch.copy_metric_rows(session, rows)
-        return
-    _sqlite_batch.insert_rows(
-        session.connection(), f"INSERT INTO {_METRIC_COLUMNS}", rows, "ON CONFLICT DO NOTHING"
-    )
-
-
-_LATEST_UPSERT = (
-    'ON CONFLICT (run_id, "key") DO UPDATE SET step = excluded.step, '
-    '"timestamp" = excluded."timestamp", "value" = excluded."value", is_nan = excluded.is_nan '
-    'WHERE (excluded.step, excluded."timestamp", excluded."value") > '
-    '(latest_metrics.step, latest_metrics."timestamp", latest_metrics."value")'
-)
-_LATEST_COLUMNS = f"latest_metrics {POINT_COLUMNS}"
-
-
-def _upsert_latest(session: Session, latest: dict[str, dict[str, _Point]]) -> None:
-    """Keep the newest point per (run, key): MLflow's (step, timestamp, value) rule, decided in SQL.
-
-    Rows go in (run_id, key) order: a stable lock order between concurrent writers on PostgreSQL,
-    where they travel as one statement reading six arrays (an executemany would execute the
-    statement once per row); on SQLite as multi-row ``VALUES`` statements (``_sqlite_batch``).
-    Driver SQL either way: SQLAlchemy cannot cache the compiled ``ON CONFLICT ... WHERE`` form.
-    """
-    rows = [
-        (run_id, key, *point) for run_id in sorted(latest) for key, point in sorted(latest[run_id].items())
-    ]
-    if not rows:
-        return
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            f"INSERT INTO {_LATEST_COLUMNS} SELECT * FROM unnest("
-            "%s::varchar[], %s::varchar[], %s::int8[], %s::int8[], %s::float8[], %s::bool[]) "
-            + _LATEST_UPSERT,
-            tuple(list(column) for column in zip(*rows, strict=True)),
-        )
-        return
-    _sqlite_batch.insert_rows(conn, f"INSERT INTO {_LATEST_COLUMNS}", rows, _LATEST_UPSERT)
 
 
 def delete_tag(session: Session, run_id: str, key: str) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "LATEST_UPSERT",
     "POINT_COLUMNS",
     "ArtifactFileRow",
     "AuthTokenRow",
@@ -175,6 +176,14 @@ class ParamRow(SQLModel, table=True):
 
 #: A point's columns in driver-level SQL, the same in ``metrics`` and ``latest_metrics``.
 POINT_COLUMNS = '(run_id, "key", step, "timestamp", "value", is_nan)'
+#: How an insert into ``latest_metrics`` keeps the newest point per (run, key): MLflow's
+#: (step, timestamp, value) order. Replaces only with a strictly newer point, so it is idempotent.
+LATEST_UPSERT = (
+    'ON CONFLICT (run_id, "key") DO UPDATE SET step = excluded.step, '
+    '"timestamp" = excluded."timestamp", "value" = excluded."value", is_nan = excluded.is_nan '
+    'WHERE (excluded.step, excluded."timestamp", excluded."value") > '
+    '(latest_metrics.step, latest_metrics."timestamp", latest_metrics."value")'
+)
 
 
 class MetricRow(SQLModel, table=True):
