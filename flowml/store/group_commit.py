@@ -14,9 +14,11 @@ right after that pass, through :meth:`Database.write_nowait`, when it is light e
 holds the write lock; anything else goes to the background leader below (see ``submit_async``).
 
 On the loop's own connections (PostgreSQL, the server's event loop): payloads ``loop_accepts`` takes
-are written by ``loop_writer`` as tasks of the loop, at most ``loop_in_flight`` groups at once (two:
-a group gathers and goes out while the backend writes the one before, ~10% more log-batch requests
-a second here); a group it does not write (``None``, or an error) goes to the background leader.
+are written by ``loop_writer`` as tasks of the loop. A group goes out at once when none is in flight;
+a second one (``loop_in_flight``) only once ``loop_overlap_min`` payloads wait: every group costs the
+database and the loop ~0.5 ms each whatever its size, so a small second group costs more than the
+overlap gains (benchmarks/README.md). A group it does not write (``None``, or an error) goes to the
+background leader.
 
 Who leads: a thread calling :meth:`GroupCommit.submit` with no leader active leads until its own
 write is done, then hands any remaining queue to a background thread; :meth:`submit_async` (the
@@ -89,6 +91,7 @@ class GroupCommit(Generic[P]):
         loop_writer: LoopWriter[P] | None = None,
         loop_accepts: Callable[[P], bool] | None = None,
         loop_in_flight: int = 2,
+        loop_overlap_min: int = 3,
     ) -> None:
         self._db = db
         self._write_group = write_group
@@ -104,6 +107,7 @@ class GroupCommit(Generic[P]):
         self._loop_pending: dict[asyncio.AbstractEventLoop, list[_Item[P]]] = {}
         self._loop_busy: dict[asyncio.AbstractEventLoop, int] = {}
         self._loop_in_flight = loop_in_flight
+        self._loop_overlap_min = loop_overlap_min
         self._loop_tasks: set[asyncio.Task[None]] = set()
         self._queue: list[_Item[P]] = []
         self._lock = threading.Lock()
@@ -134,7 +138,8 @@ class GroupCommit(Generic[P]):
         if self._loop_writer is not None and self._on_loop(payload):
             pending = self._loop_pending.setdefault(loop, [])
             pending.append(item)
-            if len(pending) == 1 and self._loop_busy.get(loop, 0) < self._loop_in_flight:
+            crossing = 1 if self._loop_busy.get(loop, 0) == 0 else self._loop_overlap_min
+            if len(pending) == crossing and self._loop_ready(loop, len(pending)):
                 loop.call_soon(self._start_loop_group, loop)
         elif self._inline_weight is not None:
             pending = self._pending.setdefault(loop, [])
@@ -172,10 +177,15 @@ class GroupCommit(Generic[P]):
             return False
         return self._weight is None or self._weight(payload) <= self._inline_max
 
+    def _loop_ready(self, loop: asyncio.AbstractEventLoop, waiting: int) -> bool:
+        """Whether ``waiting`` payloads on ``loop`` may go out as a group now."""
+        busy = self._loop_busy.get(loop, 0)
+        return busy == 0 or (busy < self._loop_in_flight and waiting >= self._loop_overlap_min)
+
     def _start_loop_group(self, loop: asyncio.AbstractEventLoop) -> None:
         """On ``loop``: send what its requests submitted (up to a group's weight) as one group."""
         pending = self._loop_pending.pop(loop, [])
-        if not pending or self._loop_busy.get(loop, 0) >= self._loop_in_flight:
+        if not pending or not self._loop_ready(loop, len(pending)):
             if pending:
                 self._loop_pending[loop] = pending
             return

@@ -131,40 +131,46 @@ def test_a_lost_loop_connection_hands_the_group_to_the_leader_and_reconnects(
     assert stored == _ordered([p for batch in sent for p in batch])
 
 
-def test_a_second_group_goes_out_while_the_first_is_being_written(backend: SqlBackend) -> None:
+def test_a_second_group_goes_out_while_the_first_is_written_once_it_is_big_enough(
+    backend: SqlBackend,
+) -> None:
     run_id = backend.create_run("0", "u", None, {}, None).info.run_id
     leader = _recording_leader(backend)
     writer = backend._loop_points
     assert writer is not None
     write = writer.write
-    entered: list[asyncio.Event] = []
+    entered: list[int] = []  # each group's size, as it goes out
 
-    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
-        entered.append(asyncio.Event())
-        entered[-1].set()
+    async def held(run_ids, rows, latest_rows, **kwargs):  # type: ignore[no-untyped-def]
+        entered.append(len(rows) // 10)
         if len(entered) == 1:  # the first group waits (10 s at most) until the second is out too
-            await asyncio.wait_for(_second(entered), 10)
-        return await write(*args, **kwargs)
+            await asyncio.wait_for(_until(lambda: len(entered) == 2), 10)
+        return await write(run_ids, rows, latest_rows, **kwargs)
 
-    async def _second(events: list[asyncio.Event]) -> None:
-        while len(events) < 2:
+    async def _until(condition) -> None:  # type: ignore[no-untyped-def]
+        while not condition():
             await asyncio.sleep(0.001)
 
     writer.write = held  # type: ignore[method-assign]
-    first, second = _points("a", 10), _points("b", 10)
+    sent = {key: _points(key, 10) for key in "abcd"}
+    overlap_min = backend._batches._loop_overlap_min
+    assert overlap_min == 3
 
     async def main() -> None:
-        one = asyncio.create_task(backend.log_prepared_batch(prepare_batch(run_id, first)))
-        while not entered:
-            await asyncio.sleep(0.001)
-        await backend.log_prepared_batch(prepare_batch(run_id, second))
-        await one
+        log = backend.log_prepared_batch
+        first = asyncio.create_task(log(prepare_batch(run_id, sent["a"])))
+        await _until(lambda: len(entered) == 1)
+        lone = asyncio.create_task(log(prepare_batch(run_id, sent["b"])))
+        await asyncio.sleep(0.05)  # many loop passes: a lone batch does not go out beside the first
+        assert entered == [1]
+        rest = [asyncio.create_task(log(prepare_batch(run_id, sent[k]))) for k in "cd"]
+        await asyncio.gather(first, lone, *rest)  # three waiting: the second group goes out
         await backend.aclose()
 
     asyncio.run(main())
-    assert len(entered) == 2 and leader == []  # both written from the loop, the second not held up
-    assert _ordered(backend.get_metric_history(run_id, "a", None, None)) == _ordered(first)
-    assert _ordered(backend.get_metric_history(run_id, "b", None, None)) == _ordered(second)
+    assert entered == [1, 3] and leader == []  # both written from the loop, the second not held up
+    for key, points in sent.items():
+        assert _ordered(backend.get_metric_history(run_id, key, None, None)) == _ordered(points)
 
 
 def test_concurrent_clients_keep_every_point_and_the_newest(backend: SqlBackend) -> None:
