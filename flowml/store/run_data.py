@@ -220,6 +220,10 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
     anything is written, so a refused batch writes nothing and the others are unaffected; the accepted
     ones are then merged into one statement per table (group commit: the per-statement cost is paid
     once per group).
+
+    On PostgreSQL a group of metric points only, in a session that has sent nothing yet, is written
+    AND committed here in one exchange (``_pg_batch.write_points``): the caller must write nothing
+    after it in the same transaction (``Database.write``'s callers never do).
     """
     if all(points_only(b) for b in batches) and _pg_batch.can_write_points(session):
         written = _write_points_pg(session, batches)

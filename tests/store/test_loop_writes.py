@@ -90,17 +90,20 @@ def test_a_retried_batch_goes_to_the_leader_and_is_stored_once(backend: SqlBacke
     leader = _recording_leader(backend)
     first = _points("m", 50)
     retry = [*first, Metric("m", 2.5, 1, 50)]  # the same points again, and one new
+    later = _points("m", 5, first_step=100)
 
     async def main() -> None:
         await backend.log_prepared_batch(prepare_batch(run_id, first))
         assert leader == []  # written from the loop
         await backend.log_prepared_batch(prepare_batch(run_id, retry))
+        await backend.log_prepared_batch(prepare_batch(run_id, later))  # the same connection, reused
+        assert backend._loop_points is not None and backend._loop_points.connections == 1
         await backend.aclose()
 
     asyncio.run(main())
     assert [size for _, size in leader] == [1]  # the plain INSERT refused the stored points
-    assert _ordered(backend.get_metric_history(run_id, "m", None, None)) == _ordered(retry)
-    assert backend.get_run(run_id).data.metrics["m"] == 2.5
+    assert _ordered(backend.get_metric_history(run_id, "m", None, None)) == _ordered([*retry, *later])
+    assert backend.get_run(run_id).data.metrics["m"] == later[-1].value
 
 
 def test_a_lost_loop_connection_hands_the_group_to_the_leader_and_reconnects(
