@@ -13,10 +13,9 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["BoolArray", "Float8Array", "Int8Array", "point_arrays", "register"]
+from flowml.store.tables import PointRow
 
-# (run_id, key, step, timestamp, stored value, is_nan): one row of the metrics table.
-_Row = tuple[str, str, int, int, float, bool]
+__all__ = ["BoolArray", "Float8Array", "Int8Array", "point_arrays", "register"]
 
 
 class Int8Array(bytes):
@@ -64,7 +63,7 @@ def _text_array(values: Sequence[str | None]) -> str:
     return '{"' + '","'.join(values) + '"}'  # type: ignore[arg-type]  # no None here
 
 
-def point_arrays(rows: Iterable[_Row]) -> tuple[Any, ...]:
+def point_arrays(rows: Iterable[PointRow]) -> tuple[Any, ...]:
     """The rows' six columns, for ``unnest(%s::varchar[], %s::varchar[], %s::int8[], ...)``.
 
     A NaN value is stored as 0.0 with is_nan set before it gets here; ±inf pack as such.

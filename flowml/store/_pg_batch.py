@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from flowml.store import _pg_arrays
-from flowml.store.tables import LATEST_UPSERT, POINT_COLUMNS
+from flowml.store.tables import LATEST_UPSERT, POINT_COLUMNS, PointRow
 
 __all__ = [
     "UNNEST_POINTS",
@@ -39,8 +39,6 @@ __all__ = [
     "write_points",
 ]
 
-# (run_id, key, step, timestamp, stored value, is_nan): one row of the metrics table.
-_Row = tuple[str, str, int, int, float, bool]
 
 _METRIC_COLUMNS = f"metrics {POINT_COLUMNS}"
 _SAVEPOINT = "flowml_metrics"
@@ -105,7 +103,12 @@ _LOCK_FOR_POINTS = "SELECT run_id, lifecycle_stage FROM runs WHERE run_id = ANY(
 
 
 def write_points(
-    session: Session, run_ids: set[str], rows: Sequence[_Row], latest_rows: Sequence[_Row], *, active: str
+    session: Session,
+    run_ids: set[str],
+    rows: Sequence[PointRow],
+    latest_rows: Sequence[PointRow],
+    *,
+    active: str,
 ) -> dict[str, str] | None:
     """Write a group's metric points and newest points, and COMMIT, in one pipelined exchange.
 
@@ -141,7 +144,7 @@ def write_points(
 
 
 def point_statements(
-    run_ids: set[str], rows: Sequence[_Row], latest_rows: Sequence[_Row], active: str
+    run_ids: set[str], rows: Sequence[PointRow], latest_rows: Sequence[PointRow], active: str
 ) -> list[tuple[str, tuple[Any, ...]]]:
     """:func:`write_points`' statements and parameters, the runs' lock first (it returns the stages)."""
     ids = sorted(run_ids)
@@ -165,7 +168,7 @@ def point_statements(
     return statements
 
 
-def copy_metric_rows(session: Session, rows: list[_Row]) -> None:
+def copy_metric_rows(session: Session, rows: list[PointRow]) -> None:
     """A binary ``COPY`` of the rows, the cheapest way in (an executemany runs one statement per
     row; ``INSERT ... ON CONFLICT`` costs ~25% more per row). Needs :func:`lock_runs`' savepoint.
 
@@ -195,7 +198,7 @@ def copy_metric_rows(session: Session, rows: list[_Row]) -> None:
             )
 
 
-def _rows_json(rows: list[_Row]) -> str:
+def _rows_json(rows: list[PointRow]) -> str:
     return orjson.dumps(
         [
             {

@@ -25,12 +25,11 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from flowml.store import _pg_arrays, _pg_batch
+from flowml.store.tables import PointRow
 
 __all__ = ["LoopPointWriter"]
 
 logger = logging.getLogger(__name__)
-
-_Row = tuple[str, str, int, int, float, bool]
 
 
 class LoopPointWriter:
@@ -47,7 +46,7 @@ class LoopPointWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def write(
-        self, run_ids: set[str], rows: Sequence[_Row], latest_rows: Sequence[_Row], *, active: str
+        self, run_ids: set[str], rows: Sequence[PointRow], latest_rows: Sequence[PointRow], *, active: str
     ) -> dict[str, str] | None:
         """``_pg_batch.write_points`` from the event loop: each run's stage, or ``None`` when a
         point was stored already (then nothing was written)."""

@@ -7,16 +7,14 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from flowml.store import _pg_arrays, _pg_batch, _sqlite_batch
-from flowml.store.tables import LATEST_UPSERT, POINT_COLUMNS
+from flowml.store.tables import LATEST_UPSERT, POINT_COLUMNS, PointRow
 
-__all__ = ["NewestPoint", "Row", "insert_metric_rows", "latest_rows", "merge_latest", "upsert_latest"]
+__all__ = ["NewestPoint", "insert_metric_rows", "latest_rows", "merge_latest", "upsert_latest"]
 
 #: (step, timestamp, stored value, is_nan) of one metric point, in "latest" comparison order.
 NewestPoint = tuple[int, int, float, bool]
-#: (run_id, key, step, timestamp, stored value, is_nan): one row of the metrics table.
-Row = tuple[str, str, int, int, float, bool]
 
-_METRIC_COLUMNS = f"metrics {POINT_COLUMNS}"  # in the order of ``Row``
+_METRIC_COLUMNS = f"metrics {POINT_COLUMNS}"  # in the order of ``PointRow``
 _LATEST_COLUMNS = f"latest_metrics {POINT_COLUMNS}"
 
 
@@ -33,14 +31,14 @@ def merge_latest(
             merged[key] = point
 
 
-def latest_rows(latest: dict[str, dict[str, NewestPoint]]) -> list[Row]:
+def latest_rows(latest: dict[str, dict[str, NewestPoint]]) -> list[PointRow]:
     """One row per (run, key), in that order: a stable lock order between concurrent writers."""
     return [
         (run_id, key, *point) for run_id in sorted(latest) for key, point in sorted(latest[run_id].items())
     ]
 
 
-def insert_metric_rows(session: Session, rows: list[Row]) -> None:
+def insert_metric_rows(session: Session, rows: list[PointRow]) -> None:
     """The hot path of log_batch, without per-row statement building or compiling.
 
     SQLite: multi-row ``VALUES`` statements of plain tuples (``_sqlite_batch.insert_rows``).

@@ -95,6 +95,10 @@ class Database:
         # SQLite has one writer at a time. Threads of this process queue on a fair lock instead of
         # on SQLite's busy handler, which sleeps in growing steps and makes tail latency explode.
         self._write_lock: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
+        # The database file's path when the store is a SQLite file (not ``:memory:``), else None.
+        database = make_url(self.uri).database if self.dialect == "sqlite" else None
+        in_file = database not in (None, "", ":memory:")
+        self._sqlite_file = str(Path(str(database)).expanduser()) if in_file else None
         self._side = self._new_side_reader()
         self._checkpointer = self._new_checkpointer()
 
@@ -152,15 +156,14 @@ class Database:
         return self._side
 
     def _new_side_reader(self) -> SideReader | None:
-        if self.dialect != "sqlite" or make_url(self.uri).database in (None, "", ":memory:"):
+        if self._sqlite_file is None:
             return None
         return SideReader(lambda: self.engine.raw_connection())
 
     def _new_checkpointer(self) -> WalCheckpointer | None:
-        database = make_url(self.uri).database
-        if self.dialect != "sqlite" or database in (None, "", ":memory:"):
+        path = self._sqlite_file
+        if path is None:
             return None
-        path = str(Path(str(database)).expanduser())
         # Its own connection, outside the pool: the pool's size and metrics stay the requests'.
         return WalCheckpointer(lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False))
 
@@ -224,7 +227,7 @@ class Database:
     @property
     def can_write_nowait(self) -> bool:
         """Whether :meth:`write_nowait` is available: SQLite files (one writer, in this process)."""
-        return self._write_lock is not None and make_url(self.uri).database not in (None, "", ":memory:")
+        return self._sqlite_file is not None
 
     def write_nowait(self, fn: Callable[[Session], T]) -> T:
         """:meth:`write` for a caller that must not wait (the server's event loop): when another

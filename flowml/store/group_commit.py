@@ -98,7 +98,7 @@ class GroupCommit(Generic[P]):
         self._max_group = max_group
         # Writes on the event loop itself (see submit_async): SQLite files only.
         self._weight = inline_weight
-        self._inline_weight = inline_weight if db.can_write_nowait else None
+        self._inline = inline_weight is not None and db.can_write_nowait
         self._inline_max = inline_max
         self._pending: dict[asyncio.AbstractEventLoop, list[_Item[P]]] = {}
         # Written by a task of the loop itself (see loop_writer): PostgreSQL.
@@ -141,7 +141,7 @@ class GroupCommit(Generic[P]):
             crossing = 1 if self._loop_busy.get(loop, 0) == 0 else self._loop_overlap_min
             if len(pending) == crossing and self._loop_ready(loop, len(pending)):
                 loop.call_soon(self._start_loop_group, loop)
-        elif self._inline_weight is not None:
+        elif self._inline:
             pending = self._pending.setdefault(loop, [])
             pending.append(item)
             if len(pending) == 1:
@@ -154,8 +154,8 @@ class GroupCommit(Generic[P]):
     def _flush_inline(self, loop: asyncio.AbstractEventLoop) -> None:
         """On ``loop``: write what its requests submitted in the pass that just ended, or hand it over."""
         group = self._pending.pop(loop)
-        assert self._inline_weight is not None
-        weight = sum(self._inline_weight(item.payload) for item in group)
+        assert self._weight is not None
+        weight = sum(self._weight(item.payload) for item in group)
         if weight <= self._inline_max and len(group) <= self._max_group and not self._leading:
             payloads = [item.payload for item in group]
             try:

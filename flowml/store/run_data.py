@@ -27,6 +27,7 @@ from flowml.store.tables import (
     LatestMetricRow,
     MetricRow,
     ParamRow,
+    PointRow,
     RunRow,
     RunTagRow,
     insert_on_conflict,
@@ -67,7 +68,6 @@ _ARTIFACTS = table_of(ArtifactFileRow)
 #: (key, value, timestamp, step) of one logged point, typed as ``validate_metric_point`` returns it.
 Point = tuple[str, float, int, int]
 _Point = _points.NewestPoint
-_Row = _points.Row
 
 
 def _driver_sql(session: Session, sql: str, params: Any) -> Any:
@@ -79,13 +79,13 @@ def _driver_sql(session: Session, sql: str, params: Any) -> Any:
     return conn.exec_driver_sql(sql, params)
 
 
-def _metric_rows(run_id: str, points: Sequence[Point]) -> tuple[list[_Row], dict[str, _Point]]:
+def _metric_rows(run_id: str, points: Sequence[Point]) -> tuple[list[PointRow], dict[str, _Point]]:
     """Metric rows (keys validated) and the newest point per key in this batch.
 
     A point logged twice becomes two identical rows: the insert's ``ON CONFLICT DO NOTHING`` keeps one
     (it must anyway: concurrent batches sharing a group commit may carry the same point).
     """
-    rows: list[_Row] = []
+    rows: list[PointRow] = []
     append = rows.append
     latest: dict[str, _Point] = {}
     for key, value, timestamp, step in points:
@@ -106,7 +106,7 @@ class PreparedBatch:
     """A validated ``log_batch`` request, built before any transaction (see :func:`prepare_batch`)."""
 
     run_id: str
-    metric_rows: list[_Row]
+    metric_rows: list[PointRow]
     latest: dict[str, _Point]
     params: dict[str, str]
     tags: dict[str, str]
@@ -237,7 +237,7 @@ def write_batches(session: Session, batches: Sequence[PreparedBatch]) -> list[Fl
     params: dict[tuple[str, str], str] = {}
     new_params: list[dict[str, str]] = []
     tags: dict[tuple[str, str], str] = {}
-    metric_rows: list[_Row] = []
+    metric_rows: list[PointRow] = []
     latest: dict[str, dict[str, _Point]] = {}
     for i, batch in enumerate(batches):
         try:
@@ -289,7 +289,7 @@ def points_only(batch: PreparedBatch) -> bool:
     return not (batch.params or batch.tags or batch.model_points)
 
 
-def _group_points(batches: Sequence[PreparedBatch]) -> tuple[set[str], list[_Row], list[_Row]]:
+def _group_points(batches: Sequence[PreparedBatch]) -> tuple[set[str], list[PointRow], list[PointRow]]:
     """A group's runs, points and newest point per (run, key). Batches of the same run share its
     stage, so merging every batch's newest points before the stages are known changes nothing: a
     refused run's rows are left out by the one-exchange write itself."""

@@ -44,6 +44,7 @@ __all__ = [
     "LoggedModelTagRow",
     "MetricRow",
     "ParamRow",
+    "PointRow",
     "RegisteredModelPermissionRow",
     "RunDatasetInputRow",
     "RunModelInputRow",
@@ -176,6 +177,9 @@ class ParamRow(SQLModel, table=True):
 
 #: A point's columns in driver-level SQL, the same in ``metrics`` and ``latest_metrics``.
 POINT_COLUMNS = '(run_id, "key", step, "timestamp", "value", is_nan)'
+#: One row of either table in driver-level writes, in :data:`POINT_COLUMNS` order (the value as
+#: stored: a NaN is 0.0 with ``is_nan`` set).
+PointRow = tuple[str, str, int, int, float, bool]
 #: How an insert into ``latest_metrics`` keeps the newest point per (run, key): MLflow's
 #: (step, timestamp, value) order. Replaces only with a strictly newer point, so it is idempotent.
 LATEST_UPSERT = (
