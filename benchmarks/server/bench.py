@@ -7,7 +7,9 @@ holding the same 10k-run corpus, loaded in bulk before it starts (``_stores.py``
 
 Both servers run side by side and the repetitions interleave (A B, B A, A B, ...), so both see the
 same machine load. Each server first gets ``--warmup`` seconds of the workload, not recorded (new
-connections, plans, caches, the database's first analyze of the loaded corpus). Prints one JSON
+connections, plans, caches), and every repetition starts on a quiet machine (``settle``: the
+database's analyze of the loaded corpus, or its background work after the other server's
+repetition, would otherwise land in the next one's figures). Prints one JSON
 object per (store, server, workload): medians over ``--repeats`` runs of ``--seconds`` each, with
 the 1-min load average before each run, and CPU per request: of the server's processes
 (``server_cpu_ms``) and of the whole machine (``machine_cpu_ms``: wrk, the database, the other
@@ -82,6 +84,21 @@ def machine_busy_seconds() -> float:
     idle = values[3] + values[4]  # idle + iowait
     steal = values[7] if len(values) > 7 else 0
     return (sum(values[:8]) - idle - steal) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(limit: float = 60.0, window: float = 0.5, busy_share: float = 0.1) -> float:
+    """Wait (at most ``limit`` s) until the machine is quiet: two ``window``-long spells in a row with
+    less than ``busy_share`` of its cores busy. What runs then is background work left by what came
+    before (PostgreSQL's analyze of a freshly loaded corpus, autovacuum or a checkpoint after the
+    other server's repetition), which would otherwise land in whichever repetition comes next.
+    Returns the seconds waited."""
+    start = time.monotonic()
+    cores, quiet = os.cpu_count() or 1, 0
+    while quiet < 2 and time.monotonic() - start < limit:
+        busy = machine_busy_seconds()
+        time.sleep(window)
+        quiet = quiet + 1 if machine_busy_seconds() - busy < busy_share * cores * window else 0
+    return round(time.monotonic() - start, 1)
 
 
 @contextlib.contextmanager
@@ -225,16 +242,10 @@ def run_store(store: str, args: argparse.Namespace) -> Iterator[dict[str, object
                 order = args.impl if rep % 2 == 0 else list(reversed(args.impl))
                 for impl in order:
                     target = targets[impl]
-                    results[impl].append(
-                        wrk(
-                            target.url,
-                            script,
-                            connections,
-                            args.seconds,
-                            {**target.env[workload], "REP": str(rep)},
-                            target.pgid,
-                        )
-                    )
+                    waited = settle()
+                    env = {**target.env[workload], "REP": str(rep)}
+                    result = wrk(target.url, script, connections, args.seconds, env, target.pgid)
+                    results[impl].append({**result, "settled_s": waited})
             for impl in args.impl:
                 yield {
                     "impl": impl,

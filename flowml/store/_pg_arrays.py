@@ -15,7 +15,7 @@ from typing import Any
 
 from flowml.store.tables import PointRow
 
-__all__ = ["BoolArray", "Float8Array", "Int8Array", "point_arrays", "register"]
+__all__ = ["BoolArray", "Float8Array", "Int8Array", "point_arrays", "register", "text_array"]
 
 
 class Int8Array(bytes):
@@ -53,7 +53,8 @@ def _binary(kind: _Binary, values: Sequence[Any]) -> bytes:
     return kind(struct.pack(">iiIii", 1, 0, kind.ELEMENT_OID, n, 1) + body)
 
 
-def _text_array(values: Sequence[str | None]) -> str:
+def text_array(values: Sequence[str | None]) -> str:
+    """A ``varchar[]`` as a text literal (psycopg sends a ``str`` untyped: the statement casts it)."""
     distinct = set(values)
     if None in distinct or any('"' in v or "\\" in v for v in distinct if v is not None):
         quoted = [
@@ -70,8 +71,8 @@ def point_arrays(rows: Iterable[PointRow]) -> tuple[Any, ...]:
     """
     run_ids, keys, steps, timestamps, values, nans = zip(*rows, strict=True)
     return (
-        _text_array(run_ids),
-        _text_array(keys),
+        text_array(run_ids),
+        text_array(keys),
         _binary(Int8Array, steps),
         _binary(Int8Array, timestamps),
         _binary(Float8Array, values),

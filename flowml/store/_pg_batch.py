@@ -147,7 +147,7 @@ def point_statements(
     run_ids: set[str], rows: Sequence[PointRow], latest_rows: Sequence[PointRow], active: str
 ) -> list[tuple[str, tuple[Any, ...]]]:
     """:func:`write_points`' statements and parameters, the runs' lock first (it returns the stages)."""
-    ids = sorted(run_ids)
+    ids = _pg_arrays.text_array(sorted(run_ids))
     unique = list(dict.fromkeys(rows))  # the same point twice in a group would fail the INSERT too
     statements: list[tuple[str, tuple[Any, ...]]] = [(_LOCK_FOR_POINTS, (ids,))]
     if unique:

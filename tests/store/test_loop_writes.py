@@ -106,6 +106,27 @@ def test_a_retried_batch_goes_to_the_leader_and_is_stored_once(backend: SqlBacke
     assert backend.get_run(run_id).data.metrics["m"] == later[-1].value
 
 
+def test_statements_skipped_by_a_failed_first_exchange_are_prepared_again(backend: SqlBackend) -> None:
+    """A new loop connection prepares each statement in its first exchange; when the points' INSERT
+    fails there (a stored point), the statements after it are skipped, their prepares too."""
+    run_id = backend.create_run("0", "u", None, {}, None).info.run_id
+    stored = _points("m", 10)
+    backend.log_batch(run_id, stored, [], [])  # not through the loop: its connection is opened below
+    leader = _recording_leader(backend)
+    later = _points("m", 10, first_step=10)
+
+    async def main() -> None:
+        await backend.log_prepared_batch(prepare_batch(run_id, stored))  # refused: the leader's
+        await backend.log_prepared_batch(prepare_batch(run_id, later))  # same connection
+        assert backend._loop_points is not None and backend._loop_points.connections == 1
+        await backend.aclose()
+
+    asyncio.run(main())
+    assert [size for _, size in leader] == [1]  # the second group was written from the loop
+    assert _ordered(backend.get_metric_history(run_id, "m", None, None)) == _ordered([*stored, *later])
+    assert backend.get_run(run_id).data.metrics["m"] == later[-1].value
+
+
 def test_a_lost_loop_connection_hands_the_group_to_the_leader_and_reconnects(
     backend: SqlBackend, postgres_uri: str
 ) -> None:
@@ -118,12 +139,12 @@ def test_a_lost_loop_connection_hands_the_group_to_the_leader_and_reconnects(
         writer = backend._loop_points
         assert writer is not None
         await backend.log_prepared_batch(prepare_batch(run_id, sent[0]))
-        first_pid = writer._idle[0].info.backend_pid
+        first_pid = writer._idle[0].connection.info.backend_pid
         with psycopg.connect(conninfo, autocommit=True) as admin:  # the server drops the connection
             admin.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
         await backend.log_prepared_batch(prepare_batch(run_id, sent[1]))  # lost: the leader writes it
         await backend.log_prepared_batch(prepare_batch(run_id, sent[2]))  # a new loop connection
-        second_pid = writer._idle[0].info.backend_pid
+        second_pid = writer._idle[0].connection.info.backend_pid
         await backend.aclose()
         return first_pid, second_pid
 
@@ -201,3 +222,54 @@ def test_concurrent_clients_keep_every_point_and_the_newest(backend: SqlBackend)
         assert _ordered(backend.get_metric_history(run_id, key, None, None)) == _ordered(points)
     newest = max(sent["k0"], key=lambda m: (m.step, m.timestamp, m.value))
     assert backend.get_run(run_id).data.metrics == {key: newest.value for key in sent}
+
+
+class _SilentPGconn:
+    """libpq after a connection broke without a word: never busy, no results, status BAD."""
+
+    nonblocking = 0
+    socket = -1
+    error_message = b""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def enter_pipeline_mode(self) -> None:
+        pass
+
+    def is_busy(self) -> bool:
+        return False
+
+    def get_result(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("status", ["BAD", "OK"])
+def test_reading_results_stops_when_libpq_has_nothing_more(status: str) -> None:
+    """A broken connection (or libpq giving nothing but ends of results) raises instead of spinning
+    on the event loop, where no timeout could interrupt it. The fault is made up: a real lost
+    connection makes ``consume_input`` raise first (the test above)."""
+    from psycopg.pq import ConnStatus
+
+    from flowml.store._pg_loop import _Channel
+
+    class Connection:
+        pgconn = _SilentPGconn(ConnStatus[status])
+
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        async def main() -> None:
+            channel = _Channel(Connection(), asyncio.get_running_loop())
+            await channel._results()
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "the result loop spun"
+    assert len(outcome) == 1 and isinstance(outcome[0], psycopg.OperationalError)
