@@ -87,16 +87,20 @@ class LoopPointWriter:
     async def aclose(self) -> None:
         """Close this loop's idle connections (a later write opens new ones)."""
         idle, self._idle = self._idle, []
-        if self._loop is asyncio.get_running_loop():
-            for channel in idle:
+        for channel in idle:
+            if self._loop is asyncio.get_running_loop():
                 await channel.close()
+            else:
+                channel.abandon()
 
     async def _take(self) -> _Channel:
         import psycopg
 
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._idle, self._loop = [], loop  # another loop's connections are not used here
+        if self._loop is not loop:  # another loop's connections are not used here
+            for channel in self._idle:
+                channel.abandon()
+            self._idle, self._loop = [], loop
         while self._idle:
             channel = self._idle.pop()
             if not channel.connection.closed:
@@ -149,6 +153,12 @@ class _Channel:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.connection.close()
+
+    def abandon(self) -> None:
+        """Close from outside the connection's event loop (psycopg's close needs that loop; libpq's
+        own does not): the server sees the client leave instead of a socket left open."""
+        with contextlib.suppress(Exception):
+            self._pg.finish()
 
     async def _flush(self) -> None:
         pg = self._pg

@@ -5,8 +5,11 @@ the loop could not write) by the background leader. The outcome must be what the
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import threading
+import time
+import warnings
 from collections.abc import Iterator
 
 import psycopg
@@ -153,6 +156,44 @@ def test_a_lost_loop_connection_hands_the_group_to_the_leader_and_reconnects(
     assert [size for _, size in leader] == [1]
     stored = _ordered(backend.get_metric_history(run_id, "m", None, None))
     assert stored == _ordered([p for batch in sent for p in batch])
+
+
+def test_connections_of_an_ended_event_loop_are_closed(backend: SqlBackend, postgres_uri: str) -> None:
+    """Each ``asyncio.run`` is a new event loop: the writer opens connections for it and closes the
+    previous loop's, which that loop can no longer close itself (dropping one would leave it to the
+    garbage collector, with psycopg's "deleted while still open" warning)."""
+    run_id = backend.create_run("0", "u", None, {}, None).info.run_id
+    conninfo = postgres_uri.replace("postgresql+psycopg://", "postgresql://")
+    sent: list[Metric] = []
+
+    async def write(first_step: int) -> int:
+        sent.extend(_points("m", 5, first_step))
+        await backend.log_prepared_batch(prepare_batch(run_id, sent[-5:]))
+        assert backend._loop_points is not None
+        return int(backend._loop_points._idle[0].connection.info.backend_pid)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        first = asyncio.run(write(0))
+        second = asyncio.run(write(10))  # the first loop ended without closing its connection
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]  # closed, not dropped
+
+    def backends() -> set[int]:
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            return {pid for (pid,) in admin.execute("SELECT pid FROM pg_stat_activity").fetchall()}
+
+    deadline = time.monotonic() + 10
+    while first in backends() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first != second
+    assert first not in backends() and second in backends()
+    asyncio.run(backend.aclose())  # from a third loop: the second's connection is closed too
+    deadline = time.monotonic() + 10
+    while second in backends() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert second not in backends()
+    assert _ordered(backend.get_metric_history(run_id, "m", None, None)) == _ordered(sent)
 
 
 def test_a_second_group_goes_out_while_the_first_is_written_once_it_is_big_enough(
