@@ -15,8 +15,9 @@ it goes on parsing requests; the backend works on the other core meanwhile.
   libpq has nothing to hand over. psycopg's asyncio pipeline spent ~0.5 ms of loop time a group
   on the same exchange (its generators, a reader added and removed per step, result objects),
   about twice this.
-* Anything unexpected (a lost connection, an error) drops the connection and raises: the caller
-  hands the group to the thread path, which has the retries and finds a failing batch.
+* Anything unexpected raises, and the caller hands the group to the thread path, which has the
+  retries and finds a failing batch: a lost connection (or any failure mid-exchange) is dropped; after
+  a statement's error the connection, back at its Sync, is kept.
 * A point stored already fails the plain ``INSERT``: :meth:`LoopPointWriter.write` returns ``None``
   with nothing written, and the thread path writes the group with ``ON CONFLICT DO NOTHING``.
 """
