@@ -289,7 +289,7 @@ class _SilentPGconn:
 def test_reading_results_stops_when_libpq_has_nothing_more(status: str) -> None:
     """A broken connection (or libpq giving nothing but ends of results) raises instead of spinning
     on the event loop, where no timeout could interrupt it. The fault is made up: a real lost
-    connection makes ``consume_input`` raise first (the test above)."""
+    connection makes ``consume_input`` raise first (the lost-connection test)."""
     from psycopg.pq import ConnStatus
 
     from flowml.store._pg_loop import _Channel
