@@ -69,6 +69,50 @@ def test_small_groups_are_written_on_the_event_loop_and_fail_one_by_one(backend:
     backend.close()
 
 
+def _recording_sizes(backend: SqlBackend) -> list[int]:
+    sizes: list[int] = []
+    write_group = backend._batches._write_group
+
+    def recording(session, payloads):  # type: ignore[no-untyped-def]
+        sizes.append(len(payloads))
+        return write_group(session, payloads)
+
+    backend._batches._write_group = recording
+    return sizes
+
+
+async def _after_passes(passes: int, work):  # type: ignore[no-untyped-def]
+    for _ in range(passes):
+        await asyncio.sleep(0)  # one pass of the event loop each
+    return await work
+
+
+def test_a_small_group_waits_one_more_pass_for_the_requests_read_next(backend: SqlBackend) -> None:
+    """Each group pays a commit: fewer than ``inline_gather`` (4) batches wait one pass, once."""
+    run_id = backend.create_run("0", "u", None, {}, None).info.run_id
+    sizes = _recording_sizes(backend)
+    sent = {i: _points(f"m{i}", 10) for i in range(10)}
+    log = backend.log_prepared_batch
+
+    async def main() -> None:
+        # one batch, another a pass later (in time for the first's extra pass), a third a pass
+        # after that (too late: it starts the next group)
+        await asyncio.gather(*(_after_passes(i, log(prepare_batch(run_id, sent[i]))) for i in range(3)))
+        # four at once go right after their pass; a fifth a pass later is not waited for
+        await asyncio.gather(
+            *(log(prepare_batch(run_id, sent[i])) for i in range(3, 7)),
+            _after_passes(1, log(prepare_batch(run_id, sent[7]))),
+        )
+        # and the next small group waits again
+        await asyncio.gather(*(_after_passes(i - 8, log(prepare_batch(run_id, sent[i]))) for i in (8, 9)))
+
+    asyncio.run(main())
+    assert sizes == [2, 1, 4, 1, 2]
+    for i, points in sent.items():
+        assert backend.get_metric_history(run_id, f"m{i}", None, None) == points
+    backend.close()
+
+
 def test_a_heavy_group_is_left_to_the_background_leader(backend: SqlBackend) -> None:
     run_id = backend.create_run("0", "u", None, {}, None).info.run_id
     n = INLINE_MAX_ROWS // 1000 + 2
